@@ -1,0 +1,390 @@
+//! Key pairs on a token: generation with safe attributes, lookup, public key export.
+
+use aos_config::KeyAlgorithm;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+
+use crate::der;
+use crate::error::{Error, Result};
+use crate::token::Token;
+
+/// Length of the random `CKA_ID` that links a private key, its public key and its certificate.
+pub const KEY_ID_LEN: usize = 16;
+
+/// A key pair on a token, found by its label and id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    /// Label (the cert type, e.g. `iam`).
+    pub label: String,
+    /// The shared `CKA_ID`.
+    pub id: Vec<u8>,
+    /// Key algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// Handle of the private key.
+    pub private: ObjectHandle,
+    /// Handle of the public key.
+    pub public: ObjectHandle,
+    /// DER SubjectPublicKeyInfo of the public key.
+    pub spki: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("label", &self.label)
+            .field("id", &hex::encode(&self.id))
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Token (keys) ===
+
+impl Token {
+    /// Generate a key pair labelled `label` with a fresh random 16-byte `CKA_ID`.
+    ///
+    /// The private key is a token object that can sign and nothing else: sensitive, not extractable, no
+    /// decrypt, unwrap or derive.
+    pub fn generate_key_pair(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyPair> {
+        let mut id = vec![0u8; KEY_ID_LEN];
+        getrandom::fill(&mut id).map_err(|e| Error::Random(e.to_string()))?;
+        let label_bytes = label.as_bytes().to_vec();
+        let (public, private) = self.with_session(|s| {
+            let common_public = [
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Verify(true),
+                Attribute::Encrypt(false),
+                Attribute::Wrap(false),
+                Attribute::Label(label_bytes.clone()),
+                Attribute::Id(id.clone()),
+            ];
+            let private = [
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+                Attribute::Decrypt(false),
+                Attribute::Unwrap(false),
+                Attribute::Derive(false),
+                Attribute::Label(label_bytes.clone()),
+                Attribute::Id(id.clone()),
+            ];
+            let (mechanism, mut public) = match der::ec_params(algorithm) {
+                Some(params) => (Mechanism::EccKeyPairGen, vec![Attribute::EcParams(params)]),
+                None => (
+                    Mechanism::RsaPkcsKeyPairGen,
+                    vec![
+                        Attribute::ModulusBits(2048.into()),
+                        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                    ],
+                ),
+            };
+            public.extend(common_public.iter().cloned());
+            Ok(s.generate_key_pair(&mechanism, &public, &private)?)
+        })?;
+        let spki = self.with_session(|s| public_key_info(s, public, algorithm))?;
+        tracing::debug!(token = %self.label(), %label, id = %hex::encode(&id), %algorithm, "generated key pair");
+        Ok(KeyPair {
+            label: label.to_owned(),
+            id,
+            algorithm,
+            private,
+            public,
+            spki,
+        })
+    }
+
+    /// The key pair with this label and id.
+    pub fn key_pair(&self, label: &str, id: &[u8]) -> Result<KeyPair> {
+        self.with_session(|s| {
+            let find = |class| {
+                s.find_objects(&[
+                    Attribute::Class(class),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                    Attribute::Id(id.to_vec()),
+                ])
+            };
+            let not_found = |what: &str| {
+                Error::ObjectNotFound(format!(
+                    "{what} of {label} id {} on {}",
+                    hex::encode(id),
+                    self.label()
+                ))
+            };
+            let private = *find(ObjectClass::PRIVATE_KEY)?
+                .first()
+                .ok_or_else(|| not_found("private key"))?;
+            let public = *find(ObjectClass::PUBLIC_KEY)?
+                .first()
+                .ok_or_else(|| not_found("public key"))?;
+            let algorithm = key_algorithm(s, public)?;
+            let spki = public_key_info(s, public, algorithm)?;
+            Ok(KeyPair {
+                label: label.to_owned(),
+                id: id.to_vec(),
+                algorithm,
+                private,
+                public,
+                spki,
+            })
+        })
+    }
+}
+
+/// The algorithm of a public key object, from its key type and curve or modulus size.
+fn key_algorithm(s: &Session, public: ObjectHandle) -> Result<KeyAlgorithm> {
+    let attrs = s.get_attributes(public, &[AttributeType::KeyType])?;
+    match attrs.first() {
+        Some(Attribute::KeyType(kt)) if *kt == KeyType::RSA => Ok(KeyAlgorithm::Rsa2048),
+        Some(Attribute::KeyType(kt)) if *kt == KeyType::EC => {
+            let params = s.get_attributes(public, &[AttributeType::EcParams])?;
+            match params.first() {
+                Some(Attribute::EcParams(p))
+                    if Some(p) == der::ec_params(KeyAlgorithm::EccP256).as_ref() =>
+                {
+                    Ok(KeyAlgorithm::EccP256)
+                }
+                Some(Attribute::EcParams(p))
+                    if Some(p) == der::ec_params(KeyAlgorithm::EccP384).as_ref() =>
+                {
+                    Ok(KeyAlgorithm::EccP384)
+                }
+                _ => Err(Error::BadKey("EC key on an unsupported curve".into())),
+            }
+        }
+        _ => Err(Error::BadKey("unsupported key type".into())),
+    }
+}
+
+/// Read a public key object and encode it as a DER SubjectPublicKeyInfo.
+fn public_key_info(s: &Session, public: ObjectHandle, algorithm: KeyAlgorithm) -> Result<Vec<u8>> {
+    let key = match algorithm {
+        KeyAlgorithm::Rsa2048 => {
+            let attrs = s.get_attributes(
+                public,
+                &[AttributeType::Modulus, AttributeType::PublicExponent],
+            )?;
+            let (mut n, mut e) = (None, None);
+            for attr in attrs {
+                match attr {
+                    Attribute::Modulus(v) => n = Some(v),
+                    Attribute::PublicExponent(v) => e = Some(v),
+                    _ => {}
+                }
+            }
+            match (n, e) {
+                (Some(n), Some(e)) => der::rsa_public_key(&n, &e),
+                _ => {
+                    return Err(Error::BadKey(
+                        "RSA public key without modulus or exponent".into(),
+                    ))
+                }
+            }
+        }
+        KeyAlgorithm::EccP256 | KeyAlgorithm::EccP384 => {
+            let attrs = s.get_attributes(public, &[AttributeType::EcPoint])?;
+            match attrs.first() {
+                Some(Attribute::EcPoint(v)) => der::ec_point_from_attribute(algorithm, v)?,
+                _ => return Err(Error::BadKey("EC public key without CKA_EC_POINT".into())),
+            }
+        }
+    };
+    Ok(der::subject_public_key_info(algorithm, &key))
+}
+
+/// The bit-string content of a SubjectPublicKeyInfo (what rcgen calls the key's DER bytes).
+pub(crate) fn spki_key_bytes(spki: &[u8]) -> Result<Vec<u8>> {
+    yasna::parse_der(spki, |r| {
+        r.read_sequence(|r| {
+            r.next().read_der()?;
+            let bits = r.next().read_bitvec_bytes()?;
+            Ok(bits.0)
+        })
+    })
+    .map_err(|e| Error::BadKey(format!("malformed SubjectPublicKeyInfo: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::SoftHsm;
+
+    fn bool_attr(token: &Token, object: ObjectHandle, ty: AttributeType) -> Option<bool> {
+        token
+            .with_session(|s| Ok(s.get_attributes(object, &[ty])?))
+            .unwrap()
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::Sensitive(b)
+                | Attribute::Extractable(b)
+                | Attribute::NeverExtractable(b)
+                | Attribute::AlwaysSensitive(b)
+                | Attribute::Unwrap(b)
+                | Attribute::Derive(b)
+                | Attribute::Decrypt(b)
+                | Attribute::Sign(b)
+                | Attribute::Token(b) => Some(b),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn private_keys_are_sensitive_never_extractable_and_sign_only() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("keys");
+        for algorithm in [
+            KeyAlgorithm::EccP384,
+            KeyAlgorithm::EccP256,
+            KeyAlgorithm::Rsa2048,
+        ] {
+            let pair = token.generate_key_pair("iam", algorithm).unwrap();
+            assert_eq!(pair.id.len(), KEY_ID_LEN);
+            let p = pair.private;
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::Token),
+                Some(true),
+                "{algorithm}"
+            );
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::Sensitive),
+                Some(true),
+                "{algorithm}"
+            );
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::AlwaysSensitive),
+                Some(true),
+                "{algorithm}"
+            );
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::Extractable),
+                Some(false),
+                "{algorithm}"
+            );
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::NeverExtractable),
+                Some(true),
+                "{algorithm}"
+            );
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::Unwrap),
+                Some(false),
+                "{algorithm}"
+            );
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::Derive),
+                Some(false),
+                "{algorithm}"
+            );
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::Decrypt),
+                Some(false),
+                "{algorithm}"
+            );
+            assert_eq!(
+                bool_attr(&token, p, AttributeType::Sign),
+                Some(true),
+                "{algorithm}"
+            );
+
+            // The private value reads back as nothing (sensitive attributes are unavailable, not an error).
+            let secret = match algorithm {
+                KeyAlgorithm::Rsa2048 => AttributeType::PrivateExponent,
+                _ => AttributeType::Value,
+            };
+            let read = token
+                .with_session(|s| Ok(s.get_attributes(p, &[secret])?))
+                .unwrap();
+            let leaked = read.iter().any(|a| match a {
+                Attribute::PrivateExponent(v) | Attribute::Value(v) => !v.is_empty(),
+                _ => false,
+            });
+            assert!(!leaked, "{algorithm}: private value readable: {read:?}");
+
+            // Found again by label and id, with the same public key.
+            let again = token.key_pair("iam", &pair.id).unwrap();
+            assert_eq!(again.spki, pair.spki);
+            assert_eq!(again.algorithm, algorithm);
+        }
+    }
+
+    #[test]
+    fn spki_matches_an_independent_parser() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("spki");
+        for (algorithm, oid) in [
+            (KeyAlgorithm::EccP384, "1.2.840.10045.2.1"),
+            (KeyAlgorithm::EccP256, "1.2.840.10045.2.1"),
+            (KeyAlgorithm::Rsa2048, "1.2.840.113549.1.1.1"),
+        ] {
+            let pair = token.generate_key_pair("sm", algorithm).unwrap();
+            use x509_parser::prelude::FromDer;
+            let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&pair.spki)
+                .map_err(|e| e.to_string())
+                .unwrap();
+            assert!(rest.is_empty());
+            assert_eq!(spki.algorithm.algorithm.to_id_string(), oid);
+            if algorithm == KeyAlgorithm::Rsa2048 {
+                match spki.parsed().unwrap() {
+                    x509_parser::public_key::PublicKey::RSA(rsa) => {
+                        assert_eq!(rsa.key_size(), 2048)
+                    }
+                    other => panic!("not RSA: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pkcs11_tool_sees_private_keys_as_never_extractable() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("witness");
+        token
+            .generate_key_pair("diskencryption", KeyAlgorithm::Rsa2048)
+            .unwrap();
+        token
+            .generate_key_pair("online", KeyAlgorithm::EccP384)
+            .unwrap();
+        let out = hsm
+            .pkcs11_tool()
+            .args([
+                "--token-label",
+                "witness",
+                "--login",
+                "--pin",
+                crate::testkit::USER_PIN,
+                "--list-objects",
+            ])
+            .output()
+            .expect("pkcs11-tool (opensc) is installed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let private_objects: Vec<&str> = text.split("Private Key Object").skip(1).collect();
+        assert_eq!(private_objects.len(), 2, "{text}");
+        for object in private_objects {
+            let object = object.split("Public Key Object").next().unwrap_or(object);
+            assert!(object.contains("never extractable"), "{object}");
+            assert!(object.contains("sensitive"), "{object}");
+            assert!(
+                !object.contains("unwrap") && !object.contains("derive"),
+                "{object}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_not_found() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("nf");
+        match token.key_pair("iam", &[1; 16]) {
+            Err(Error::ObjectNotFound(what)) => assert!(what.contains("iam"), "{what}"),
+            other => panic!("expected ObjectNotFound, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! One initialised PKCS#11 module per library path per process, and token lookup.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aos_config::TokenSelector;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use cryptoki::slot::Slot;
+
+use crate::error::{Error, Result};
+
+/// A loaded and initialised PKCS#11 module. Obtain it with [`Module::open`]; every caller asking for the same
+/// library path shares one instance, so `C_Initialize` runs once per library per process.
+pub struct Module {
+    path: PathBuf,
+    ctx: Pkcs11,
+}
+
+/// What a slot's token reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDescription {
+    /// The slot id (may change when SoftHSM renumbers slots).
+    pub slot_id: u64,
+    /// Position in the module's slot list.
+    pub slot_index: usize,
+    /// Token label, trailing blanks removed.
+    pub label: String,
+    /// Token serial number, trailing blanks removed.
+    pub serial: String,
+    /// Whether `C_InitToken` was run on it.
+    pub initialized: bool,
+    /// Whether the user PIN was set.
+    pub user_pin_initialized: bool,
+}
+
+impl std::fmt::Display for TokenDescription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.initialized {
+            write!(
+                f,
+                "[slot {} #{}: label {:?}, serial {:?}]",
+                self.slot_id, self.slot_index, self.label, self.serial
+            )
+        } else {
+            write!(
+                f,
+                "[slot {} #{}: uninitialised]",
+                self.slot_id, self.slot_index
+            )
+        }
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Module>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Arc<Module>>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+// === impl Module ===
+
+impl Module {
+    /// Load and initialise the module at `path`, or return the instance already loaded from that path.
+    ///
+    /// `C_Initialize` is called with `CKF_OS_LOCKING_OK`, so the module locks internally and may be used from
+    /// several threads. A module some other code already initialised (`CKR_CRYPTOKI_ALREADY_INITIALIZED`) is
+    /// accepted.
+    pub fn open(path: &Path) -> Result<Arc<Module>> {
+        let key =
+            std::fs::canonicalize(path).map_err(|_| Error::LibraryMissing(path.to_owned()))?;
+        let mut modules = registry()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(module) = modules.get(&key) {
+            return Ok(module.clone());
+        }
+        let ctx = Pkcs11::new(&key).map_err(|err| Error::NotAModule {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) => {}
+            Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(err) => return Err(err.into()),
+        }
+        tracing::debug!(library = %key.display(), "PKCS#11 module initialised");
+        let module = Arc::new(Module {
+            path: key.clone(),
+            ctx,
+        });
+        modules.insert(key, module.clone());
+        Ok(module)
+    }
+
+    /// The canonical path of the library.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The cryptoki context, for code that needs a call this crate does not wrap.
+    pub fn context(&self) -> &Pkcs11 {
+        &self.ctx
+    }
+
+    /// Every slot with a token, in the module's order.
+    pub fn tokens(&self) -> Result<Vec<(Slot, TokenDescription)>> {
+        let slots = self.ctx.get_slots_with_token()?;
+        let mut out = Vec::with_capacity(slots.len());
+        for (slot_index, slot) in slots.into_iter().enumerate() {
+            let info = self.ctx.get_token_info(slot)?;
+            out.push((
+                slot,
+                TokenDescription {
+                    slot_id: slot.id(),
+                    slot_index,
+                    label: info.label().trim_end().to_owned(),
+                    serial: info.serial_number().trim_end().to_owned(),
+                    initialized: info.token_initialized(),
+                    user_pin_initialized: info.user_pin_initialized(),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Find the slot whose token matches `selector`. Labels and serials match initialised tokens only.
+    /// The error lists every token present, so a wrong label is easy to spot.
+    pub fn find_slot(&self, selector: &TokenSelector) -> Result<(Slot, TokenDescription)> {
+        let tokens = self.tokens()?;
+        let found = tokens.iter().find(|(_, t)| match selector {
+            TokenSelector::SlotId(id) => t.slot_id == *id,
+            TokenSelector::SlotIndex(i) => t.slot_index == *i,
+            TokenSelector::Label(l) => t.initialized && t.label == *l,
+            TokenSelector::Serial(s) => t.initialized && t.serial == *s,
+        });
+        match found {
+            Some(found) => Ok(found.clone()),
+            None => Err(self.not_found(selector, &tokens)),
+        }
+    }
+
+    /// The first slot whose token is not initialised (where a new token can be created).
+    pub fn find_free_slot(&self) -> Result<(Slot, TokenDescription)> {
+        self.tokens()?
+            .into_iter()
+            .find(|(_, t)| !t.initialized)
+            .ok_or_else(|| Error::NoFreeSlot(self.path.clone()))
+    }
+
+    fn not_found(&self, selector: &TokenSelector, tokens: &[(Slot, TokenDescription)]) -> Error {
+        let present = if tokens.is_empty() {
+            "none".to_owned()
+        } else {
+            tokens
+                .iter()
+                .map(|(_, t)| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Error::TokenNotFound {
+            selector: selector.to_string(),
+            library: self.path.clone(),
+            present,
+        }
+    }
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module").field("path", &self.path).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::SoftHsm;
+
+    #[test]
+    fn same_path_shares_one_module() {
+        let hsm = SoftHsm::new();
+        let again = Module::open(&hsm.library()).unwrap();
+        assert!(Arc::ptr_eq(&hsm.module(), &again));
+    }
+
+    #[test]
+    fn missing_library_is_a_clear_error() {
+        let err = Module::open(Path::new("/nonexistent/libnothing.so")).unwrap_err();
+        assert!(matches!(err, Error::LibraryMissing(_)), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent/libnothing.so"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_module_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("libfake.so");
+        std::fs::write(&fake, b"not an ELF file").unwrap();
+        let err = Module::open(&fake).unwrap_err();
+        assert!(matches!(err, Error::NotAModule { .. }), "{err:?}");
+        assert!(err.to_string().contains("libfake.so"));
+    }
+}

@@ -1,0 +1,420 @@
+//! `TokenKey`: a private key on a token that signs for rustls (TLS handshakes) and rcgen (CSRs).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aos_config::KeyAlgorithm;
+use aws_lc_rs::digest;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use rustls::SignatureScheme;
+use rustls_pki_types::SubjectPublicKeyInfoDer;
+
+use crate::der;
+use crate::error::{Error, Result};
+use crate::keys::{spki_key_bytes, KeyPair};
+use crate::token::Token;
+
+/// A private key held by a token. Every signature is computed inside the token with `C_Sign`; the key's
+/// value never leaves it.
+///
+/// Implements rustls' `SigningKey` (so a TLS server or client authenticates with it) and rcgen's
+/// `SigningKey` (so CSRs and self-signed certificates are signed with it). Cloning is cheap; clones share
+/// a sign counter.
+#[derive(Clone)]
+pub struct TokenKey {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    token: Arc<Token>,
+    pair: KeyPair,
+    key_bytes: Vec<u8>,
+    signs: AtomicU64,
+}
+
+struct TlsSigner {
+    key: TokenKey,
+    scheme: SignatureScheme,
+}
+
+// === impl TokenKey ===
+
+impl TokenKey {
+    /// Wrap a key pair of `token`.
+    pub fn new(token: Arc<Token>, pair: KeyPair) -> Result<TokenKey> {
+        let key_bytes = spki_key_bytes(&pair.spki)?;
+        Ok(TokenKey {
+            inner: Arc::new(Inner {
+                token,
+                pair,
+                key_bytes,
+                signs: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The key pair this key signs with.
+    pub fn key_pair(&self) -> &KeyPair {
+        &self.inner.pair
+    }
+
+    /// The token holding the key.
+    pub fn token(&self) -> &Arc<Token> {
+        &self.inner.token
+    }
+
+    /// The key algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.inner.pair.algorithm
+    }
+
+    /// DER SubjectPublicKeyInfo of the public key.
+    pub fn spki(&self) -> &[u8] {
+        &self.inner.pair.spki
+    }
+
+    /// How many signatures this key (and its clones) made.
+    pub fn sign_count(&self) -> u64 {
+        self.inner.signs.load(Ordering::Relaxed)
+    }
+
+    /// The TLS signature schemes this key can produce, most preferred first.
+    pub fn schemes(&self) -> &'static [SignatureScheme] {
+        match self.algorithm() {
+            KeyAlgorithm::EccP256 => &[SignatureScheme::ECDSA_NISTP256_SHA256],
+            KeyAlgorithm::EccP384 => &[SignatureScheme::ECDSA_NISTP384_SHA384],
+            KeyAlgorithm::Rsa2048 => &[
+                SignatureScheme::RSA_PSS_SHA256,
+                SignatureScheme::RSA_PSS_SHA384,
+                SignatureScheme::RSA_PSS_SHA512,
+                SignatureScheme::RSA_PKCS1_SHA256,
+                SignatureScheme::RSA_PKCS1_SHA384,
+                SignatureScheme::RSA_PKCS1_SHA512,
+            ],
+        }
+    }
+
+    /// Sign `message` with `scheme` inside the token. ECDSA signatures come back DER-encoded.
+    ///
+    /// ECDSA hashes on the host and signs the digest with raw `CKM_ECDSA` (SoftHSM has no
+    /// `CKM_ECDSA_SHA384`); RSA uses the token's hash-and-sign mechanisms (PKCS#1 v1.5 or PSS with MGF1 of
+    /// the same hash and a salt as long as the hash).
+    pub fn sign(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>> {
+        if !self.schemes().contains(&scheme) {
+            return Err(Error::BadKey(format!(
+                "{} key cannot sign with {scheme:?}",
+                self.algorithm()
+            )));
+        }
+        let private = self.inner.pair.private;
+        let signature = match scheme {
+            SignatureScheme::ECDSA_NISTP256_SHA256 | SignatureScheme::ECDSA_NISTP384_SHA384 => {
+                let alg = if scheme == SignatureScheme::ECDSA_NISTP256_SHA256 {
+                    &digest::SHA256
+                } else {
+                    &digest::SHA384
+                };
+                let hash = digest::digest(alg, message);
+                let raw = self
+                    .inner
+                    .token
+                    .with_session(|s| Ok(s.sign(&Mechanism::Ecdsa, private, hash.as_ref())?))?;
+                der::ecdsa_signature_to_der(&raw)?
+            }
+            _ => self
+                .inner
+                .token
+                .with_session(|s| Ok(s.sign(&rsa_mechanism(scheme)?, private, message)?))?,
+        };
+        self.inner.signs.fetch_add(1, Ordering::Relaxed);
+        Ok(signature)
+    }
+}
+
+fn rsa_mechanism(scheme: SignatureScheme) -> Result<Mechanism<'static>> {
+    let pss = |hash_alg, mgf, s_len: u64| PkcsPssParams {
+        hash_alg,
+        mgf,
+        s_len: s_len.into(),
+    };
+    Ok(match scheme {
+        SignatureScheme::RSA_PKCS1_SHA256 => Mechanism::Sha256RsaPkcs,
+        SignatureScheme::RSA_PKCS1_SHA384 => Mechanism::Sha384RsaPkcs,
+        SignatureScheme::RSA_PKCS1_SHA512 => Mechanism::Sha512RsaPkcs,
+        SignatureScheme::RSA_PSS_SHA256 => {
+            Mechanism::Sha256RsaPkcsPss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32))
+        }
+        SignatureScheme::RSA_PSS_SHA384 => {
+            Mechanism::Sha384RsaPkcsPss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48))
+        }
+        SignatureScheme::RSA_PSS_SHA512 => {
+            Mechanism::Sha512RsaPkcsPss(pss(MechanismType::SHA512, PkcsMgfType::MGF1_SHA512, 64))
+        }
+        other => return Err(Error::BadKey(format!("unsupported RSA scheme {other:?}"))),
+    })
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("token", &self.inner.token.label())
+            .field("key", &self.inner.pair)
+            .finish()
+    }
+}
+
+// === impl rustls::sign::SigningKey for TokenKey ===
+
+impl rustls::sign::SigningKey for TokenKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        let scheme = self.schemes().iter().find(|s| offered.contains(s))?;
+        Some(Box::new(TlsSigner {
+            key: self.clone(),
+            scheme: *scheme,
+        }))
+    }
+
+    fn public_key(&self) -> Option<SubjectPublicKeyInfoDer<'_>> {
+        Some(SubjectPublicKeyInfoDer::from(self.spki()))
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        match self.algorithm() {
+            KeyAlgorithm::EccP256 | KeyAlgorithm::EccP384 => rustls::SignatureAlgorithm::ECDSA,
+            KeyAlgorithm::Rsa2048 => rustls::SignatureAlgorithm::RSA,
+        }
+    }
+}
+
+impl rustls::sign::Signer for TlsSigner {
+    fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, rustls::Error> {
+        self.key.sign(self.scheme, message).map_err(|err| {
+            tracing::error!(key = ?self.key, error = %err, "token signing failed");
+            rustls::Error::General(format!("token signing failed: {err}"))
+        })
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.scheme
+    }
+}
+
+impl std::fmt::Debug for TlsSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSigner")
+            .field("key", &self.key)
+            .field("scheme", &self.scheme)
+            .finish()
+    }
+}
+
+// === impl rcgen::SigningKey for TokenKey ===
+
+impl rcgen::PublicKeyData for TokenKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.inner.key_bytes
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match TokenKey::algorithm(self) {
+            KeyAlgorithm::EccP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::EccP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyAlgorithm::Rsa2048 => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
+}
+
+impl rcgen::SigningKey for TokenKey {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        let scheme = match TokenKey::algorithm(self) {
+            KeyAlgorithm::EccP256 => SignatureScheme::ECDSA_NISTP256_SHA256,
+            KeyAlgorithm::EccP384 => SignatureScheme::ECDSA_NISTP384_SHA384,
+            KeyAlgorithm::Rsa2048 => SignatureScheme::RSA_PKCS1_SHA256,
+        };
+        TokenKey::sign(self, scheme, msg).map_err(|err| {
+            tracing::error!(key = ?self, error = %err, "token signing failed");
+            rcgen::Error::RemoteKeyError
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::SoftHsm;
+    use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+
+    fn verifier(scheme: SignatureScheme) -> &'static dyn VerificationAlgorithm {
+        match scheme {
+            SignatureScheme::ECDSA_NISTP256_SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
+            SignatureScheme::ECDSA_NISTP384_SHA384 => &signature::ECDSA_P384_SHA384_ASN1,
+            SignatureScheme::RSA_PSS_SHA256 => &signature::RSA_PSS_2048_8192_SHA256,
+            SignatureScheme::RSA_PSS_SHA384 => &signature::RSA_PSS_2048_8192_SHA384,
+            SignatureScheme::RSA_PSS_SHA512 => &signature::RSA_PSS_2048_8192_SHA512,
+            SignatureScheme::RSA_PKCS1_SHA256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+            SignatureScheme::RSA_PKCS1_SHA512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+            other => panic!("no verifier for {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_scheme_verifies_with_aws_lc() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("sign");
+        for algorithm in [
+            KeyAlgorithm::EccP384,
+            KeyAlgorithm::EccP256,
+            KeyAlgorithm::Rsa2048,
+        ] {
+            let key = TokenKey::new(
+                token.clone(),
+                token.generate_key_pair("cm", algorithm).unwrap(),
+            )
+            .unwrap();
+            let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
+            for &scheme in key.schemes() {
+                let message = format!("message for {scheme:?}");
+                let sig = key.sign(scheme, message.as_bytes()).unwrap();
+                UnparsedPublicKey::new(verifier(scheme), &public)
+                    .verify(message.as_bytes(), &sig)
+                    .unwrap_or_else(|_| panic!("{algorithm} {scheme:?} signature does not verify"));
+                assert!(
+                    UnparsedPublicKey::new(verifier(scheme), &public)
+                        .verify(b"other message", &sig)
+                        .is_err(),
+                    "{scheme:?} verified a different message"
+                );
+            }
+            assert_eq!(key.sign_count(), key.schemes().len() as u64);
+            // A scheme of another key type is refused, not mis-signed.
+            let foreign = if algorithm == KeyAlgorithm::Rsa2048 {
+                SignatureScheme::ECDSA_NISTP256_SHA256
+            } else {
+                SignatureScheme::RSA_PSS_SHA256
+            };
+            assert!(key.sign(foreign, b"x").is_err());
+        }
+    }
+
+    #[test]
+    fn rustls_signing_key_chooses_an_offered_scheme_and_exposes_the_public_key() {
+        use rustls::sign::SigningKey;
+        let hsm = SoftHsm::new();
+        let token = hsm.token("tls");
+        let key = TokenKey::new(
+            token.clone(),
+            token
+                .generate_key_pair("iam", KeyAlgorithm::EccP384)
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(key
+            .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
+            .is_none());
+        let signer = key.choose_scheme(&[
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+        ]);
+        let signer = signer.expect("P-384 scheme offered");
+        assert_eq!(signer.scheme(), SignatureScheme::ECDSA_NISTP384_SHA384);
+        let sig = signer.sign(b"hello").unwrap();
+        let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
+        UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_ASN1, &public)
+            .verify(b"hello", &sig)
+            .unwrap();
+        assert_eq!(SigningKey::public_key(&key).unwrap().as_ref(), key.spki());
+    }
+
+    #[test]
+    fn concurrent_signing_from_many_threads() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("stress");
+        let key = TokenKey::new(
+            token.clone(),
+            token
+                .generate_key_pair("sm", KeyAlgorithm::EccP256)
+                .unwrap(),
+        )
+        .unwrap();
+        let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let key = key.clone();
+                let public = public.clone();
+                scope.spawn(move || {
+                    for i in 0..100 {
+                        let msg = format!("{t}-{i}");
+                        let sig = key
+                            .sign(SignatureScheme::ECDSA_NISTP256_SHA256, msg.as_bytes())
+                            .unwrap();
+                        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &public)
+                            .verify(msg.as_bytes(), &sig)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(key.sign_count(), 800);
+    }
+
+    #[test]
+    fn csr_signed_in_the_token_verifies_with_openssl() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("csr");
+        for algorithm in [
+            KeyAlgorithm::EccP384,
+            KeyAlgorithm::EccP256,
+            KeyAlgorithm::Rsa2048,
+        ] {
+            let key = TokenKey::new(
+                token.clone(),
+                token.generate_key_pair("iam", algorithm).unwrap(),
+            )
+            .unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["node0.local".to_owned()]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "node0");
+            let csr = params.serialize_request(&key).unwrap();
+            let pem = csr.pem().unwrap();
+            let path = hsm.dir().join(format!("{algorithm}.csr"));
+            std::fs::write(&path, &pem).unwrap();
+            let out = std::process::Command::new("openssl")
+                .args(["req", "-verify", "-noout", "-in"])
+                .arg(&path)
+                .output()
+                .expect("openssl is installed");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && text.contains("verify OK"),
+                "{algorithm}: {text}"
+            );
+
+            // Tamper with the signature: openssl must refuse it.
+            let mut der = csr.der().to_vec();
+            let last = der.len() - 3;
+            der[last] ^= 0x55;
+            std::fs::write(&path, &der).unwrap();
+            let out = std::process::Command::new("openssl")
+                .args(["req", "-verify", "-noout", "-inform", "DER", "-in"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                !text.contains("verify OK") || !out.status.success(),
+                "{algorithm}: tampered CSR verified"
+            );
+        }
+    }
+}

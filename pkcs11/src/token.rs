@@ -1,0 +1,204 @@
+//! An opened token: a logged-in keeper session for its whole life and a small pool of sessions for work.
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+
+use aos_config::TokenSelector;
+use cryptoki::error::RvError;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+
+use crate::error::{Error, Result};
+use crate::module::{Module, TokenDescription};
+use crate::pin::Pin;
+
+/// Default number of idle sessions kept for reuse.
+pub const DEFAULT_POOL_SIZE: usize = 4;
+
+/// A token opened for use, logged in as the user.
+///
+/// PKCS#11 login state belongs to the application and the token: it ends when the application's last
+/// session on the token closes. The token therefore keeps one *keeper* session open (and logged in) for as
+/// long as it lives; work sessions come from a pool and are already logged in. A session is `Send` but not
+/// `Sync`, so each one is used by one thread at a time.
+pub struct Token {
+    module: Arc<Module>,
+    selector: TokenSelector,
+    description: TokenDescription,
+    slot: Slot,
+    pin: Pin,
+    keeper: Mutex<Session>,
+    idle: Mutex<Vec<Session>>,
+    pool_size: usize,
+}
+
+/// A session borrowed from a [`Token`]'s pool; returned to it on drop.
+pub struct PooledSession<'a> {
+    token: &'a Token,
+    session: Option<Session>,
+}
+
+// === impl Token ===
+
+impl Token {
+    /// Find the token `selector` names and log in with the user PIN.
+    pub fn open(module: Arc<Module>, selector: TokenSelector, pin: Pin) -> Result<Arc<Token>> {
+        Self::open_with_pool(module, selector, pin, DEFAULT_POOL_SIZE)
+    }
+
+    /// [`Token::open`] with an explicit number of idle sessions to keep.
+    pub fn open_with_pool(
+        module: Arc<Module>,
+        selector: TokenSelector,
+        pin: Pin,
+        pool_size: usize,
+    ) -> Result<Arc<Token>> {
+        let (slot, description) = module.find_slot(&selector)?;
+        let keeper = module.context().open_rw_session(slot)?;
+        login(&keeper, &pin, &description.label)?;
+        tracing::debug!(token = %description.label, slot = slot.id(), "token opened");
+        Ok(Arc::new(Token {
+            module,
+            selector,
+            description,
+            slot,
+            pin,
+            keeper: Mutex::new(keeper),
+            idle: Mutex::new(Vec::new()),
+            pool_size: pool_size.max(1),
+        }))
+    }
+
+    /// The module the token lives in.
+    pub fn module(&self) -> &Arc<Module> {
+        &self.module
+    }
+
+    /// The selector the token was opened with.
+    pub fn selector(&self) -> &TokenSelector {
+        &self.selector
+    }
+
+    /// The token's label.
+    pub fn label(&self) -> &str {
+        &self.description.label
+    }
+
+    /// The slot the token was found in when opened.
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    /// What the token reported when opened.
+    pub fn description(&self) -> &TokenDescription {
+        &self.description
+    }
+
+    /// A logged-in session from the pool (or a new one when the pool is empty).
+    pub fn session(&self) -> Result<PooledSession<'_>> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let session = match pooled {
+            Some(session) => session,
+            None => self.module.context().open_rw_session(self.slot)?,
+        };
+        Ok(PooledSession {
+            token: self,
+            session: Some(session),
+        })
+    }
+
+    /// Run `op` on a pooled session. When the session turns out lost (closed, logged out, token removed)
+    /// the session is discarded, the login is renewed and `op` runs once more on a fresh session.
+    pub fn with_session<T>(&self, mut op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
+        let session = self.session()?;
+        match op(&session) {
+            Err(err) if err.is_session_lost() => {
+                tracing::warn!(token = %self.label(), error = %err, "PKCS#11 session lost; re-opening");
+                session.discard();
+                self.relogin()?;
+                let session = self.session()?;
+                op(&session)
+            }
+            other => other,
+        }
+    }
+
+    /// Re-open the keeper session and log in again (after the token went away and came back).
+    pub fn relogin(&self) -> Result<()> {
+        let mut keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        match login(&keeper, &self.pin, self.label()) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                let fresh = self.module.context().open_rw_session(self.slot)?;
+                login(&fresh, &self.pin, self.label())?;
+                *keeper = fresh;
+                Ok(())
+            }
+        }
+    }
+
+    /// Fill `buf` from the token's random generator.
+    pub fn random(&self, buf: &mut [u8]) -> Result<()> {
+        self.with_session(|s| Ok(s.generate_random_slice(buf)?))
+    }
+
+    fn give_back(&self, session: Session) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.pool_size {
+            idle.push(session);
+        }
+    }
+}
+
+fn login(session: &Session, pin: &Pin, label: &str) -> Result<()> {
+    match session.login(UserType::User, Some(&pin.auth())) {
+        Ok(()) => Ok(()),
+        Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(cryptoki::error::Error::Pkcs11(RvError::PinIncorrect, _)) => {
+            Err(Error::WrongUserPin(label.to_owned()))
+        }
+        Err(cryptoki::error::Error::Pkcs11(RvError::PinLocked, _)) => {
+            Err(Error::PinLocked(label.to_owned()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("library", &self.module.path())
+            .field("token", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl PooledSession ===
+
+impl PooledSession<'_> {
+    /// Close this session instead of returning it to the pool.
+    pub fn discard(mut self) {
+        self.session = None;
+    }
+}
+
+impl Deref for PooledSession<'_> {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        // The session is only taken out by `discard` (which consumes the guard) and by `drop`.
+        match &self.session {
+            Some(session) => session,
+            None => unreachable!("PooledSession is consumed by discard"),
+        }
+    }
+}
+
+impl Drop for PooledSession<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.token.give_back(session);
+        }
+    }
+}
