@@ -1,8 +1,15 @@
 //! aos-actors: the actix actors that make up one aos-edge node.
 //!
-//! This crate will hold (milestones M2–M4):
-//! - `iam`: cert modules and handler, provisioner, cert validator with renewal, permission handler;
-//! - `net`: the transport actor owning one TLS connection with multiplexed channels;
-//! - `cm`, `sm`, `mp`: communication manager, service manager and the message-proxy bridge;
-//! - the wire API types exchanged between them.
+//! - [`iam`]: cert modules and handler, provisioner, cert validator with renewal, permission handler (M2);
+//! - `net`: the transport actor owning one TLS connection with multiplexed channels (M3);
+//! - `cm`, `sm`, `mp`: communication manager, service manager and the message-proxy bridge (M4);
+//! - the wire API types exchanged between them (M4).
+//!
+//! Actor rules (see `docs/actors.md`): PKCS#11 work runs on `SyncArbiter` workers or `spawn_blocking`, never
+//! on an arbiter thread; an actor never block-waits on another actor.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod iam;
+pub mod persist;

@@ -1,0 +1,1 @@
+//! The Identity and Access Manager of one node, as actors.
