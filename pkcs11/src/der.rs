@@ -88,6 +88,19 @@ pub fn subject_public_key_info(algorithm: KeyAlgorithm, key: &[u8]) -> Vec<u8> {
     })
 }
 
+/// The bit-string content of a DER SubjectPublicKeyInfo: the EC point or the `RSAPublicKey` (what rcgen calls
+/// a key's DER bytes, and what a certificate's `subjectPublicKey` holds).
+pub fn spki_key_bytes(spki: &[u8]) -> Result<Vec<u8>> {
+    yasna::parse_der(spki, |r| {
+        r.read_sequence(|r| {
+            r.next().read_der()?;
+            let bits = r.next().read_bitvec_bytes()?;
+            Ok(bits.0)
+        })
+    })
+    .map_err(|e| Error::BadKey(format!("malformed SubjectPublicKeyInfo: {e}")))
+}
+
 /// Convert a PKCS#11 ECDSA signature (`r ‖ s`, each `n` bytes) to the DER `Ecdsa-Sig-Value` TLS and X.509
 /// use.
 pub fn ecdsa_signature_to_der(raw: &[u8]) -> Result<Vec<u8>> {

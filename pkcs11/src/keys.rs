@@ -195,18 +195,6 @@ fn public_key_info(s: &Session, public: ObjectHandle, algorithm: KeyAlgorithm) -
     Ok(der::subject_public_key_info(algorithm, &key))
 }
 
-/// The bit-string content of a SubjectPublicKeyInfo (what rcgen calls the key's DER bytes).
-pub(crate) fn spki_key_bytes(spki: &[u8]) -> Result<Vec<u8>> {
-    yasna::parse_der(spki, |r| {
-        r.read_sequence(|r| {
-            r.next().read_der()?;
-            let bits = r.next().read_bitvec_bytes()?;
-            Ok(bits.0)
-        })
-    })
-    .map_err(|e| Error::BadKey(format!("malformed SubjectPublicKeyInfo: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

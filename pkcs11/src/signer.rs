@@ -11,8 +11,9 @@ use rustls::SignatureScheme;
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 
 use crate::der;
+use crate::der::spki_key_bytes;
 use crate::error::{Error, Result};
-use crate::keys::{spki_key_bytes, KeyPair};
+use crate::keys::KeyPair;
 use crate::token::Token;
 
 /// A private key held by a token. Every signature is computed inside the token with `C_Sign`; the key's

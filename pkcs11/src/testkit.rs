@@ -189,3 +189,30 @@ impl TestCa {
         )
     }
 }
+
+impl TestCa {
+    /// Sign a PEM CSR, keeping its subject, SANs and EKUs, valid from `not_before` to `not_after`; returns
+    /// the PEM chain leaf, intermediate, root.
+    pub fn sign_csr(
+        &self,
+        csr_pem: &str,
+        not_before: std::time::SystemTime,
+        not_after: std::time::SystemTime,
+    ) -> String {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).expect("parse CSR");
+        csr.params.not_before = not_before.into();
+        csr.params.not_after = not_after.into();
+        let leaf = csr.signed_by(&self.intermediate_issuer).expect("sign CSR");
+        format!(
+            "{}{}{}",
+            leaf.pem(),
+            self.intermediate.pem(),
+            self.root.pem()
+        )
+    }
+
+    /// The root certificate, DER.
+    pub fn root_der(&self) -> rustls_pki_types::CertificateDer<'static> {
+        self.root.der().clone()
+    }
+}

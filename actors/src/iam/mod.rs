@@ -1,1 +1,7 @@
 //! The Identity and Access Manager of one node, as actors.
+
+pub mod cert_handler;
+pub mod cert_module;
+
+#[cfg(test)]
+pub(crate) mod test_support;
