@@ -35,7 +35,7 @@ pub use error::{Error, Result};
 pub use inventory::{Inventory, ObjectSet};
 pub use keys::{KeyPair, KEY_ID_LEN};
 pub use module::{Module, TokenDescription};
-pub use ownership::take_ownership;
+pub use ownership::{check_so_pin, take_ownership};
 pub use pin::{Pin, PinSource};
 pub use signer::TokenKey;
 pub use token::{PooledSession, Token};

@@ -87,6 +87,33 @@ pub fn take_ownership(
     Ok(token)
 }
 
+/// Check `so_pin` against the token `selector` names without changing anything (an SO login and logout).
+///
+/// Returns `Ok(true)` when the PIN is right, `Ok(false)` when no initialised token matches (nobody owns it
+/// yet, so any password may take it), and [`Error::WrongSoPin`] when the PIN is wrong. The application must
+/// have no user session open on the token (close every [`crate::Token`] of it first).
+pub fn check_so_pin(module: &Module, selector: &TokenSelector, so_pin: &Pin) -> Result<bool> {
+    let (slot, token) = match module.find_slot(selector) {
+        Ok(found) if found.1.initialized => found,
+        Ok(_) | Err(Error::TokenNotFound { .. }) => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    let session = module.context().open_rw_session(slot)?;
+    match session.login(UserType::So, Some(&so_pin.auth())) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+            let _ = session.logout();
+            Ok(true)
+        }
+        Err(cryptoki::error::Error::Pkcs11(RvError::PinIncorrect, _)) => {
+            Err(Error::WrongSoPin(token.label))
+        }
+        Err(cryptoki::error::Error::Pkcs11(RvError::PinLocked, _)) => {
+            Err(Error::PinLocked(token.label))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Refuse a PIN the token would refuse, with a message that says why (tokens often report a short PIN as
 /// "PIN incorrect").
 fn check_pin_length(
@@ -203,6 +230,39 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("between 4 and"), "{err}");
+    }
+
+    #[test]
+    fn so_pin_check_changes_nothing() {
+        let hsm = SoftHsm::new();
+        let module = hsm.module();
+        let selector = TokenSelector::Label("aos".into());
+        assert!(
+            !check_so_pin(&module, &selector, &Pin::new("anything")).unwrap(),
+            "free token"
+        );
+        take_ownership(
+            &module,
+            &selector,
+            "aos",
+            &Pin::new("so-pin-1"),
+            &Pin::new("user-pin"),
+        )
+        .unwrap();
+        {
+            let token =
+                Token::open(module.clone(), selector.clone(), Pin::new("user-pin")).unwrap();
+            token
+                .generate_key_pair("iam", aos_config::KeyAlgorithm::EccP256)
+                .unwrap();
+        }
+        assert!(check_so_pin(&module, &selector, &Pin::new("so-pin-1")).unwrap());
+        assert!(matches!(
+            check_so_pin(&module, &selector, &Pin::new("so-pin-2")),
+            Err(Error::WrongSoPin(_))
+        ));
+        let token = Token::open(module, selector, Pin::new("user-pin")).unwrap();
+        assert_eq!(token.inventory("iam").unwrap().sets.len(), 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod cert_handler;
 pub mod cert_module;
+pub mod provisioner;
 
 #[cfg(test)]
 pub(crate) mod test_support;
