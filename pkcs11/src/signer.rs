@@ -1,12 +1,14 @@
 //! `TokenKey`: a private key on a token that signs for rustls (TLS handshakes) and rcgen (CSRs).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aos_config::KeyAlgorithm;
 use aws_lc_rs::digest;
+use cryptoki::error::RvError;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::ObjectHandle;
 use rustls::SignatureScheme;
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 
@@ -30,6 +32,9 @@ pub struct TokenKey {
 struct Inner {
     token: Arc<Token>,
     pair: KeyPair,
+    /// The private key's handle; re-found by label and id when the token invalidates it (a logout or a
+    /// re-opened token gives private objects new handles).
+    private: Mutex<ObjectHandle>,
     key_bytes: Vec<u8>,
     signs: AtomicU64,
 }
@@ -48,6 +53,7 @@ impl TokenKey {
         Ok(TokenKey {
             inner: Arc::new(Inner {
                 token,
+                private: Mutex::new(pair.private),
                 pair,
                 key_bytes,
                 signs: AtomicU64::new(0),
@@ -108,7 +114,19 @@ impl TokenKey {
                 self.algorithm()
             )));
         }
-        let private = self.inner.pair.private;
+        match self.sign_once(scheme, message) {
+            Err(err) if err.rv() == Some(RvError::ObjectHandleInvalid) => {
+                let pair = &self.inner.pair;
+                let fresh = self.inner.token.key_pair(&pair.label, &pair.id)?;
+                *self.inner.private.lock().unwrap_or_else(|p| p.into_inner()) = fresh.private;
+                self.sign_once(scheme, message)
+            }
+            other => other,
+        }
+    }
+
+    fn sign_once(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>> {
+        let private = *self.inner.private.lock().unwrap_or_else(|p| p.into_inner());
         let signature = match scheme {
             SignatureScheme::ECDSA_NISTP256_SHA256 | SignatureScheme::ECDSA_NISTP384_SHA384 => {
                 let alg = if scheme == SignatureScheme::ECDSA_NISTP256_SHA256 {
@@ -326,6 +344,28 @@ mod tests {
             .verify(b"hello", &sig)
             .unwrap();
         assert_eq!(SigningKey::public_key(&key).unwrap().as_ref(), key.spki());
+    }
+
+    #[test]
+    fn a_lost_login_is_reported_and_renewed_transparently() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("relogin");
+        let key = TokenKey::new(
+            token.clone(),
+            token
+                .generate_key_pair("sm", KeyAlgorithm::EccP256)
+                .unwrap(),
+        )
+        .unwrap();
+        // Someone logs the application out of the token (login state is per application and token).
+        token.with_session(|s| Ok(s.logout()?)).unwrap();
+        let sig = key
+            .sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"after logout")
+            .unwrap();
+        let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
+        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &public)
+            .verify(b"after logout", &sig)
+            .unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use aos_config::TokenSelector;
 use cryptoki::error::RvError;
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 
 use crate::error::{Error, Result};
@@ -112,7 +112,7 @@ impl Token {
     pub fn with_session<T>(&self, mut op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
         let session = self.session()?;
         match op(&session) {
-            Err(err) if err.is_session_lost() => {
+            Err(err) if err.is_session_lost() || !is_user_session(&session) => {
                 tracing::warn!(token = %self.label(), error = %err, "PKCS#11 session lost; re-opening");
                 session.discard();
                 self.relogin()?;
@@ -149,6 +149,15 @@ impl Token {
             idle.push(session);
         }
     }
+}
+
+/// Whether the session still carries the user login (someone may have logged the application out, which
+/// makes private objects invisible: their handles then fail as invalid).
+fn is_user_session(session: &Session) -> bool {
+    matches!(
+        session.get_session_info().map(|i| i.session_state()),
+        Ok(SessionState::RwUser | SessionState::RoUser)
+    )
 }
 
 fn login(session: &Session, pin: &Pin, label: &str) -> Result<()> {

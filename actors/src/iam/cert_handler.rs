@@ -302,3 +302,118 @@ impl Handler<GetModuleConfigs> for CertHandler {
         configs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use actix::{Actor, Context, Handler};
+    use aos_config::KeyAlgorithm;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::iam::test_support::Fixture;
+
+    struct Collector(Arc<Mutex<Vec<CertInfo>>>);
+
+    impl Actor for Collector {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<CertChanged> for Collector {
+        type Result = ();
+        fn handle(&mut self, msg: CertChanged, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(msg.info);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn subscribers_hear_exactly_one_event_per_change() {
+        let fx = Fixture::new();
+        fx.own("aoscore");
+        let mut iam = fx.module_config("iam", KeyAlgorithm::EccP256, "aoscore");
+        iam.max_items = 5;
+        let sm = fx.module_config("sm", KeyAlgorithm::EccP256, "aoscore");
+        let clock: Arc<dyn Clock> = Arc::new(fx.clock.clone());
+        let handler =
+            CertHandler::new(&[iam, sm], fx.node.clone(), fx.roots.clone(), clock).start();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let collector = Collector(events.clone()).start();
+        handler
+            .send(SubscribeCertChanged {
+                cert_type: "iam".into(),
+                subscriber: collector.recipient(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            handler
+                .send(SubscribeCertChanged {
+                    cert_type: "nope".into(),
+                    subscriber: Collector(Arc::default()).start().recipient()
+                })
+                .await
+                .unwrap(),
+            Err(CertError::UnknownCertType(_))
+        ));
+        assert_eq!(handler.send(GetCertTypes).await.unwrap(), vec!["iam", "sm"]);
+
+        let apply = |t: &'static str, days: u64| {
+            let handler = handler.clone();
+            let fx = &fx;
+            async move {
+                let csr = handler
+                    .send(ForType::new(
+                        t,
+                        cert_module::CreateKey {
+                            subject: String::new(),
+                        },
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                handler
+                    .send(ForType::new(
+                        t,
+                        cert_module::ApplyCert {
+                            pem: fx.sign(&csr, days).into_bytes(),
+                        },
+                    ))
+                    .await
+                    .unwrap()
+            }
+        };
+        let a = apply("iam", 30).await.unwrap(); // first cert: change
+        let b = apply("iam", 60).await.unwrap(); // later expiry: change
+        let c = apply("iam", 10).await.unwrap(); // earlier expiry: current unchanged
+        assert!(a.current_changed && b.current_changed && !c.current_changed);
+        apply("sm", 30).await.unwrap(); // another type: not our subscription
+        let bad = handler
+            .send(ForType::new(
+                "iam",
+                cert_module::ApplyCert {
+                    pem: b"garbage".to_vec(),
+                },
+            ))
+            .await
+            .unwrap();
+        assert!(bad.is_err());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let serials: Vec<String> = events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| i.serial.clone())
+            .collect();
+        assert_eq!(serials, vec![a.info.serial, b.info.serial]);
+        assert!(matches!(
+            handler
+                .send(ForType::new("nope", cert_module::ListCerts {}))
+                .await
+                .unwrap(),
+            Err(CertError::UnknownCertType(_))
+        ));
+    }
+}

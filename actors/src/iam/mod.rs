@@ -3,6 +3,7 @@
 pub mod cert_handler;
 pub mod cert_module;
 pub mod provisioner;
+pub mod validator;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -15,7 +15,7 @@ pub const PASSWORD: &str = SO_PIN;
 
 pub struct Fixture {
     pub hsm: SoftHsm,
-    pub ca: TestCa,
+    pub ca: Arc<TestCa>,
     pub clock: ManualClock,
     pub node: NodeIdentity,
     pub roots: Arc<TrustRoots>,
@@ -23,7 +23,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
-        let ca = TestCa::new("unit-1");
+        let ca = Arc::new(TestCa::new("unit-1"));
         let roots = Arc::new(TrustRoots::new(&[ca.root_der()]).unwrap());
         Fixture {
             hsm: SoftHsm::new(),
