@@ -179,7 +179,7 @@ mod tests {
             Err(CredentialsError::EmptyChain)
         ));
 
-        let mut changes = creds.subscribe();
+        let changes = creds.subscribe();
         creds.set(chain.clone(), signing).unwrap();
         assert!(creds.is_ready());
         assert!(changes.has_changed().unwrap());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rustls::AlertDescription;
 
-use crate::tls::refusal::RefusalReason;
+use crate::tls::refusal::{Refusal, RefusalReason};
 
 /// Building a TLS configuration or the provisioning certificate failed.
 #[non_exhaustive]
@@ -65,7 +65,7 @@ pub enum HandshakeError {
     #[error("TLS handshake did not finish within {0:?}; connection dropped")]
     Timeout(Duration),
     /// We refused the peer (its certificate, identity, or protocol).
-    #[error("peer refused ({reason}): {source}")]
+    #[error("peer refused ({reason}): {}", refusal_detail(source))]
     Refused {
         /// Why.
         reason: RefusalReason,
@@ -122,5 +122,46 @@ impl HandshakeError {
             },
             None => HandshakeError::Tls(tls.clone()),
         }
+    }
+}
+
+/// The detail of one of our refusals, or rustls' own message.
+fn refusal_detail(err: &rustls::Error) -> String {
+    if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = err {
+        if let Some(refusal) = other.0.downcast_ref::<Refusal>() {
+            return refusal.detail.clone();
+        }
+    }
+    err.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_display_their_detail_and_classify_from_io_errors() {
+        let tls = Refusal::new(RefusalReason::RoleNotAccepted, "urn:aos:u:n:cm: role `cm`").into_rustls();
+        let err = HandshakeError::from_io(io::Error::new(io::ErrorKind::InvalidData, tls));
+        assert_eq!(err.refusal(), Some(RefusalReason::RoleNotAccepted));
+        assert_eq!(
+            err.to_string(),
+            "peer refused (role_not_accepted): urn:aos:u:n:cm: role `cm`"
+        );
+
+        let alert = rustls::Error::AlertReceived(AlertDescription::CertificateRequired);
+        let err = HandshakeError::from_io(io::Error::new(io::ErrorKind::InvalidData, alert));
+        assert!(matches!(
+            err,
+            HandshakeError::RefusedByPeer(AlertDescription::CertificateRequired)
+        ));
+        assert_eq!(err.refusal(), None);
+
+        let eof = HandshakeError::from_io(io::ErrorKind::UnexpectedEof.into());
+        assert!(matches!(eof, HandshakeError::Closed));
+        assert_eq!(
+            HandshakeError::Timeout(Duration::from_millis(300)).refusal(),
+            Some(RefusalReason::HandshakeTimeout)
+        );
     }
 }

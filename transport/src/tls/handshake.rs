@@ -114,3 +114,124 @@ fn peer_identity(state: &CommonState) -> Option<PeerIdentity> {
     let leaf = state.peer_certificates()?.first()?;
     PeerIdentity::from_certificate(leaf).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::tls::testutil::{dial, id, EchoServer, Harness, Hsm, Pki};
+    use crate::tls::{
+        server_config, ClientAuth, Credentials, Policy, RefusalReason, Role, TlsOptions,
+    };
+
+    #[tokio::test]
+    async fn a_plaintext_client_on_the_tls_port_is_refused() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let mut tcp = TcpStream::connect(h.server.addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: node.local\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(h.server.next_refusal().await, RefusalReason::NotTls);
+        // The server closed the connection; whatever it sent is no HTTP answer.
+        let mut reply = Vec::new();
+        let _ = tcp.read_to_end(&mut reply).await;
+        assert!(!reply.starts_with(b"HTTP"), "{reply:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_sends_nothing_is_cut_off_at_the_handshake_timeout() {
+        let hsm = Hsm::new();
+        let pki = Pki::new("unit1");
+        let key = hsm.key("iam", aos_pkcs11::KeyAlgorithm::EccP256);
+        let creds = Credentials::with(
+            pki.leaf(&key).identity(id("main", Role::Iam)).issue(),
+            Arc::new(key),
+        )
+        .unwrap();
+        let config = server_config(
+            &creds,
+            ClientAuth::Required {
+                roots: pki.roots(),
+                policy: Policy::any_role(),
+            },
+            &TlsOptions::default(),
+        )
+        .unwrap();
+        let timeout = Duration::from_millis(300);
+        let mut server = EchoServer::start(config, timeout).await;
+        let mut silent = TcpStream::connect(server.addr).await.unwrap();
+        let err = server.next().await.unwrap_err();
+        assert!(
+            matches!(err, HandshakeError::Timeout(t) if t == timeout),
+            "{err:?}"
+        );
+        assert_eq!(err.refusal(), Some(RefusalReason::HandshakeTimeout));
+        // The slot is freed: the server dropped the socket.
+        let mut buf = [0u8; 16];
+        assert_eq!(silent.read(&mut buf).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_server_without_credentials_refuses_cleanly_until_they_are_set() {
+        let hsm = Hsm::new();
+        let pki = Pki::new("unit1");
+        let creds = Credentials::new();
+        let config = server_config(&creds, ClientAuth::None, &TlsOptions::default()).unwrap();
+        let mut server = EchoServer::start(config, Duration::from_secs(10)).await;
+        let client = crate::tls::client_config(
+            crate::tls::ServerAuth::Identity {
+                roots: pki.roots(),
+                policy: Policy::roles([Role::Iam]),
+            },
+            None,
+            &TlsOptions::default(),
+        )
+        .unwrap();
+
+        let err = dial(server.addr, client.clone()).await.unwrap_err();
+        assert!(matches!(err, HandshakeError::RefusedByPeer(_)), "{err:?}");
+        let server_err = server.next().await.unwrap_err();
+        assert!(matches!(server_err, HandshakeError::Tls(_)), "{server_err:?}");
+        assert_eq!(server_err.refusal(), None, "our own failure, not the peer's");
+
+        let key = hsm.key("iam", aos_pkcs11::KeyAlgorithm::EccP256);
+        creds
+            .set(
+                pki.leaf(&key).identity(id("main", Role::Iam)).issue(),
+                Arc::new(key),
+            )
+            .unwrap();
+        let (_, peer) = dial(server.addr, client).await.unwrap();
+        assert_eq!(peer, Some(id("main", Role::Iam)));
+        assert_eq!(server.next().await.unwrap(), None, "public endpoint");
+    }
+
+    #[tokio::test]
+    async fn a_client_whose_credentials_are_not_ready_is_refused_for_no_certificate() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let creds = Credentials::new();
+        let (reason, _) = h.refused(Some(&creds)).await;
+        assert_eq!(reason, RefusalReason::NoCertificate);
+    }
+
+    #[tokio::test]
+    async fn the_server_sends_the_acceptance_marker_first() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let (_, creds) =
+            h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Sm)).issue());
+        // A bare tokio-rustls client, without our `connect`, sees the marker as the first byte.
+        let tcp = TcpStream::connect(h.server.addr).await.unwrap();
+        let connector = TlsConnector::from(h.client_config(Some(&creds)));
+        let name = ServerName::try_from("node.local").unwrap();
+        let mut stream = connector.connect(name, tcp).await.unwrap();
+        let mut first = [0u8; 1];
+        stream.read_exact(&mut first).await.unwrap();
+        assert_eq!(first[0], ACCEPTED_MARKER);
+        assert!(h.server.next().await.is_ok());
+    }
+}

@@ -204,7 +204,10 @@ mod tests {
             RefusalReason::of(&err),
             Some(RefusalReason::RoleNotAccepted)
         );
-        assert!(err.to_string().contains("role_not_accepted: role sm"), "{err}");
+        let rustls::Error::InvalidCertificate(CertificateError::Other(other)) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(other.to_string(), "role_not_accepted: role sm");
     }
 
     #[test]

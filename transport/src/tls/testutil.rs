@@ -243,3 +243,86 @@ pub fn peer_serial(stream: &Client) -> String {
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(leaf.as_ref()).unwrap();
     cert.raw_serial_as_string()
 }
+
+/// A unit CA, a token, and an mTLS echo server presenting an `iam` identity of node `main`.
+pub struct Harness {
+    pub hsm: Hsm,
+    pub pki: Pki,
+    pub server_key: TokenKey,
+    pub server_creds: crate::tls::Credentials,
+    pub server: EchoServer,
+}
+
+impl Harness {
+    /// A server (P-256 token key) accepting clients that `policy` accepts.
+    pub async fn start(policy: crate::tls::Policy) -> Harness {
+        Harness::start_with(KeyAlgorithm::EccP256, policy, crate::tls::TlsOptions::default()).await
+    }
+
+    pub async fn start_with(
+        algorithm: KeyAlgorithm,
+        policy: crate::tls::Policy,
+        options: crate::tls::TlsOptions,
+    ) -> Harness {
+        let hsm = Hsm::new();
+        let pki = Pki::new("unit1");
+        let server_key = hsm.key("iam", algorithm);
+        let chain = pki.leaf(&server_key).identity(id("main", Role::Iam)).issue();
+        let server_creds =
+            crate::tls::Credentials::with(chain, Arc::new(server_key.clone())).unwrap();
+        let config = crate::tls::server_config(
+            &server_creds,
+            crate::tls::ClientAuth::Required {
+                roots: pki.roots(),
+                policy,
+            },
+            &options,
+        )
+        .unwrap();
+        let server = EchoServer::start(config, TIMEOUT).await;
+        Harness {
+            hsm,
+            pki,
+            server_key,
+            server_creds,
+            server,
+        }
+    }
+
+    /// Client credentials on a new P-256 token key, with the certificate `leaf` makes.
+    pub fn client_creds(
+        &self,
+        leaf: impl FnOnce(&Pki, &TokenKey) -> Vec<CertificateDer<'static>>,
+    ) -> (TokenKey, crate::tls::Credentials) {
+        let key = self.hsm.key("client", KeyAlgorithm::EccP256);
+        let chain = leaf(&self.pki, &key);
+        let creds = crate::tls::Credentials::with(chain, Arc::new(key.clone())).unwrap();
+        (key, creds)
+    }
+
+    /// A client configuration trusting the unit CA and requiring the server to be `iam` of node `main`.
+    pub fn client_config(&self, creds: Option<&crate::tls::Credentials>) -> Arc<ClientConfig> {
+        crate::tls::client_config(
+            crate::tls::ServerAuth::Identity {
+                roots: self.pki.roots(),
+                policy: crate::tls::Policy::roles([Role::Iam]).with_node("main"),
+            },
+            creds,
+            &crate::tls::TlsOptions::default(),
+        )
+        .unwrap()
+    }
+
+    /// Connect with `creds`, expect a refusal by the server: its reason, and what the client saw.
+    pub async fn refused(
+        &mut self,
+        creds: Option<&crate::tls::Credentials>,
+    ) -> (crate::tls::RefusalReason, HandshakeError) {
+        let client = dial(self.server.addr, self.client_config(creds)).await;
+        let reason = self.server.next_refusal().await;
+        match client {
+            Ok((_, peer)) => panic!("client believes it was accepted by {peer:?}"),
+            Err(err) => (reason, err),
+        }
+    }
+}

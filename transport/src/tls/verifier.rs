@@ -211,3 +211,219 @@ pub(crate) fn check_identity(
     log_refusal(side, refusal.reason, &refusal.detail);
     Err(refusal.into_rustls())
 }
+
+#[cfg(test)]
+mod tests {
+    use aos_pkcs11::KeyAlgorithm;
+    use rcgen::ExtendedKeyUsagePurpose as Eku;
+    use rustls::AlertDescription;
+
+    use crate::tls::testutil::{dial, echo, id, Harness, Pki};
+    use crate::tls::{HandshakeError, Policy, RefusalReason, Role, TlsOptions};
+
+    async fn good_mtls(server: KeyAlgorithm, client: KeyAlgorithm) {
+        let mut h =
+            Harness::start_with(server, Policy::roles([Role::Sm]), TlsOptions::default()).await;
+        let key = h.hsm.key("sm", client);
+        let chain = h.pki.leaf(&key).identity(id("node1", Role::Sm)).issue();
+        let creds = crate::tls::Credentials::with(chain, std::sync::Arc::new(key.clone())).unwrap();
+
+        let (mut stream, server_id) = dial(h.server.addr, h.client_config(Some(&creds)))
+            .await
+            .unwrap();
+        assert_eq!(server_id, Some(id("main", Role::Iam)));
+        assert_eq!(h.server.next().await.unwrap(), Some(id("node1", Role::Sm)));
+        assert_eq!(echo(&mut stream, b"ping").await, b"ping");
+        assert_eq!(h.server_key.sign_count(), 1, "server signed in the token");
+        assert_eq!(key.sign_count(), 1, "client signed in the token");
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_with_p384_token_keys() {
+        good_mtls(KeyAlgorithm::EccP384, KeyAlgorithm::EccP384).await;
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_with_p256_token_keys() {
+        good_mtls(KeyAlgorithm::EccP256, KeyAlgorithm::EccP256).await;
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_with_an_rsa2048_server_key() {
+        good_mtls(KeyAlgorithm::Rsa2048, KeyAlgorithm::EccP384).await;
+    }
+
+    #[tokio::test]
+    async fn a_client_without_certificate_is_refused() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let (reason, client) = h.refused(None).await;
+        assert_eq!(reason, RefusalReason::NoCertificate);
+        assert!(
+            matches!(
+                client,
+                HandshakeError::RefusedByPeer(AlertDescription::CertificateRequired)
+            ),
+            "{client:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_certificate_from_a_foreign_ca_is_refused() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let foreign = Pki::new("foreign");
+        let (_, creds) =
+            h.client_creds(|_, key| foreign.leaf(key).identity(id("n1", Role::Sm)).issue());
+        let (reason, client) = h.refused(Some(&creds)).await;
+        assert_eq!(reason, RefusalReason::UnknownIssuer);
+        assert!(
+            matches!(client, HandshakeError::RefusedByPeer(AlertDescription::UnknownCA)),
+            "{client:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_client_certificate_is_refused() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let (_, creds) = h.client_creds(|pki, key| {
+            pki.leaf(key)
+                .identity(id("n1", Role::Sm))
+                .years(2000, 2001)
+                .issue()
+        });
+        let (reason, client) = h.refused(Some(&creds)).await;
+        assert_eq!(reason, RefusalReason::Expired);
+        assert!(
+            matches!(
+                client,
+                HandshakeError::RefusedByPeer(AlertDescription::CertificateExpired)
+            ),
+            "{client:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_not_yet_valid_client_certificate_is_refused() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let (_, creds) = h.client_creds(|pki, key| {
+            pki.leaf(key)
+                .identity(id("n1", Role::Sm))
+                .years(2090, 2091)
+                .issue()
+        });
+        let (reason, client) = h.refused(Some(&creds)).await;
+        assert_eq!(reason, RefusalReason::NotYetValid);
+        assert!(
+            matches!(
+                client,
+                HandshakeError::RefusedByPeer(AlertDescription::CertificateExpired)
+            ),
+            "{client:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_auth_only_certificate_used_as_client_is_refused() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let (_, creds) = h.client_creds(|pki, key| {
+            pki.leaf(key)
+                .identity(id("n1", Role::Sm))
+                .eku(vec![Eku::ServerAuth])
+                .issue()
+        });
+        let (reason, client) = h.refused(Some(&creds)).await;
+        assert_eq!(reason, RefusalReason::WrongPurpose);
+        assert!(
+            matches!(
+                client,
+                HandshakeError::RefusedByPeer(AlertDescription::UnsupportedCertificate)
+            ),
+            "{client:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_right_ca_with_a_role_the_endpoint_does_not_accept_is_refused() {
+        let mut h = Harness::start(Policy::roles([Role::Sm])).await;
+        let (_, creds) = h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Cm)).issue());
+        let (reason, client) = h.refused(Some(&creds)).await;
+        assert_eq!(reason, RefusalReason::RoleNotAccepted);
+        assert!(
+            matches!(
+                client,
+                HandshakeError::RefusedByPeer(AlertDescription::CertificateUnknown)
+            ),
+            "{client:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unit_node_and_missing_identity_are_refused_with_their_reasons() {
+        let mut h = Harness::start(Policy::roles([Role::Mp]).with_unit("unit1").with_node("n1")).await;
+        let other_unit = crate::tls::PeerIdentity::new("unit2", "n1", Role::Mp).unwrap();
+        let cases = [
+            (Some(other_unit), RefusalReason::UnitNotAccepted),
+            (Some(id("n2", Role::Mp)), RefusalReason::NodeNotAccepted),
+            (None, RefusalReason::NoIdentity),
+        ];
+        for (identity, expected) in cases {
+            let (_, creds) = h.client_creds(|pki, key| match identity {
+                Some(identity) => pki.leaf(key).identity(identity).issue(),
+                None => pki.leaf(key).issue(),
+            });
+            let (reason, _) = h.refused(Some(&creds)).await;
+            assert_eq!(reason, expected);
+        }
+        // The accepted identity passes.
+        let (_, creds) = h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Mp)).issue());
+        dial(h.server.addr, h.client_config(Some(&creds)))
+            .await
+            .unwrap();
+        assert_eq!(h.server.next().await.unwrap(), Some(id("n1", Role::Mp)));
+    }
+
+    #[tokio::test]
+    async fn a_client_refuses_a_server_with_the_wrong_identity_or_purpose() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let (_, creds) = h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Sm)).issue());
+        let server_key = h.server_key.clone();
+        let cases = [
+            (
+                h.pki.leaf(&server_key).identity(id("main", Role::Cm)).issue(),
+                RefusalReason::RoleNotAccepted,
+            ),
+            (
+                h.pki.leaf(&server_key).identity(id("other", Role::Iam)).issue(),
+                RefusalReason::NodeNotAccepted,
+            ),
+            (
+                h.pki
+                    .leaf(&server_key)
+                    .identity(id("main", Role::Iam))
+                    .eku(vec![Eku::ClientAuth])
+                    .issue(),
+                RefusalReason::WrongPurpose,
+            ),
+            (
+                Pki::new("foreign")
+                    .leaf(&server_key)
+                    .identity(id("main", Role::Iam))
+                    .issue(),
+                RefusalReason::UnknownIssuer,
+            ),
+        ];
+        for (chain, expected) in cases {
+            h.server_creds
+                .set(chain, std::sync::Arc::new(server_key.clone()))
+                .unwrap();
+            let err = dial(h.server.addr, h.client_config(Some(&creds)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.refusal(), Some(expected), "{err:?}");
+            let server_side = h.server.next().await.unwrap_err();
+            assert!(
+                matches!(server_side, HandshakeError::RefusedByPeer(_)),
+                "{server_side:?}"
+            );
+        }
+    }
+}
