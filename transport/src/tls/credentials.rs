@@ -193,3 +193,93 @@ mod tests {
         assert!(!creds.is_ready());
     }
 }
+
+#[cfg(test)]
+mod swap_tests {
+    use std::sync::Arc;
+
+    use aos_pkcs11::KeyAlgorithm;
+
+    use crate::tls::testutil::{dial, echo, id, peer_serial, Harness};
+    use crate::tls::{Policy, Role};
+
+    #[tokio::test]
+    async fn a_swap_applies_to_new_handshakes_while_live_connections_go_on() {
+        let mut h = Harness::start(Policy::any_role()).await;
+        let (client_key, client_creds) = h.client_creds(|pki, key| {
+            pki.leaf(key)
+                .identity(id("n1", Role::Sm))
+                .serial(0x11)
+                .issue()
+        });
+        let server_key = h.server_key.clone();
+        h.server_creds
+            .set(
+                h.pki
+                    .leaf(&server_key)
+                    .identity(id("main", Role::Iam))
+                    .serial(0x01)
+                    .issue(),
+                Arc::new(server_key),
+            )
+            .unwrap();
+
+        let (mut old, _) = dial(h.server.addr, h.client_config(Some(&client_creds)))
+            .await
+            .unwrap();
+        assert_eq!(h.server.next().await.unwrap(), Some(id("n1", Role::Sm)));
+        assert_eq!(peer_serial(&old), "01");
+        assert_eq!(echo(&mut old, b"before").await, b"before");
+
+        // Renewal: both sides get a new key and certificate.
+        let new_server_key = h.hsm.key("iam-new", KeyAlgorithm::EccP384);
+        h.server_creds
+            .set(
+                h.pki
+                    .leaf(&new_server_key)
+                    .identity(id("main", Role::Iam))
+                    .serial(0x02)
+                    .issue(),
+                Arc::new(new_server_key.clone()),
+            )
+            .unwrap();
+        let new_client_key = h.hsm.key("sm-new", KeyAlgorithm::EccP256);
+        client_creds
+            .set(
+                h.pki
+                    .leaf(&new_client_key)
+                    .identity(id("n1-renewed", Role::Sm))
+                    .serial(0x12)
+                    .issue(),
+                Arc::new(new_client_key.clone()),
+            )
+            .unwrap();
+
+        // The live connection keeps exchanging data on the old session.
+        for round in 0..3 {
+            let msg = format!("after swap {round}");
+            assert_eq!(echo(&mut old, msg.as_bytes()).await, msg.as_bytes());
+        }
+        assert_eq!(peer_serial(&old), "01");
+
+        // A new connection sees the new certificates on both sides, signed by the new keys.
+        let (mut new, peer) = dial(h.server.addr, h.client_config(Some(&client_creds)))
+            .await
+            .unwrap();
+        assert_eq!(peer, Some(id("main", Role::Iam)));
+        assert_eq!(peer_serial(&new), "02");
+        assert_eq!(
+            h.server.next().await.unwrap(),
+            Some(id("n1-renewed", Role::Sm))
+        );
+        assert_eq!(echo(&mut new, b"new").await, b"new");
+        assert_eq!(new_server_key.sign_count(), 1);
+        assert_eq!(new_client_key.sign_count(), 1);
+        assert_eq!(
+            client_key.sign_count(),
+            1,
+            "the old client key signed once, before the swap"
+        );
+        assert_eq!(echo(&mut old, b"still alive").await, b"still alive");
+    }
+}

@@ -53,7 +53,9 @@ pub enum CredentialsError {
     #[error("the leaf certificate is not for this key (public keys differ)")]
     KeyMismatch,
     /// The key cannot tell its public key, so consistency cannot be checked.
-    #[error("the signing key does not expose its public key; cannot check it matches the certificate")]
+    #[error(
+        "the signing key does not expose its public key; cannot check it matches the certificate"
+    )]
     KeyWithoutPublicKey,
 }
 
@@ -73,7 +75,9 @@ pub enum HandshakeError {
         source: rustls::Error,
     },
     /// The peer refused us with a TLS alert (e.g. `certificate_required`, `unknown_ca`, `access_denied`).
-    #[error("the peer refused the connection with TLS alert {0:?}; check our certificate and its role")]
+    #[error(
+        "the peer refused the connection with TLS alert {0:?}; check our certificate and its role"
+    )]
     RefusedByPeer(AlertDescription),
     /// TLS failed for a reason of our own side (e.g. no credentials set yet, the token failed to sign).
     #[error("TLS failed: {0}")]
@@ -141,7 +145,8 @@ mod tests {
 
     #[test]
     fn refusals_display_their_detail_and_classify_from_io_errors() {
-        let tls = Refusal::new(RefusalReason::RoleNotAccepted, "urn:aos:u:n:cm: role `cm`").into_rustls();
+        let tls =
+            Refusal::new(RefusalReason::RoleNotAccepted, "urn:aos:u:n:cm: role `cm`").into_rustls();
         let err = HandshakeError::from_io(io::Error::new(io::ErrorKind::InvalidData, tls));
         assert_eq!(err.refusal(), Some(RefusalReason::RoleNotAccepted));
         assert_eq!(

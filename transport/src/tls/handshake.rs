@@ -196,8 +196,15 @@ mod tests {
         let err = dial(server.addr, client.clone()).await.unwrap_err();
         assert!(matches!(err, HandshakeError::RefusedByPeer(_)), "{err:?}");
         let server_err = server.next().await.unwrap_err();
-        assert!(matches!(server_err, HandshakeError::Tls(_)), "{server_err:?}");
-        assert_eq!(server_err.refusal(), None, "our own failure, not the peer's");
+        assert!(
+            matches!(server_err, HandshakeError::Tls(_)),
+            "{server_err:?}"
+        );
+        assert_eq!(
+            server_err.refusal(),
+            None,
+            "our own failure, not the peer's"
+        );
 
         let key = hsm.key("iam", aos_pkcs11::KeyAlgorithm::EccP256);
         creds

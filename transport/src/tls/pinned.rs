@@ -167,11 +167,7 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
         assert_eq!(text.parse::<Fingerprint>().unwrap(), fp);
-        let openssl: Vec<String> = fp
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
+        let openssl: Vec<String> = fp.as_bytes().iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(openssl.join(":").parse::<Fingerprint>().unwrap(), fp);
         assert!(fp.matches(&cert));
         assert!(!fp.matches(&CertificateDer::from(b"another".to_vec())));

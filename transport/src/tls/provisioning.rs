@@ -98,7 +98,10 @@ impl ProvisioningCert {
 
     /// Credentials presenting this certificate.
     pub fn credentials(&self) -> Result<Credentials, TlsError> {
-        Ok(Credentials::with(vec![self.cert.clone()], self.key.clone())?)
+        Ok(Credentials::with(
+            vec![self.cert.clone()],
+            self.key.clone(),
+        )?)
     }
 }
 
@@ -107,5 +110,85 @@ impl std::fmt::Debug for ProvisioningCert {
         f.debug_struct("ProvisioningCert")
             .field("fingerprint", &self.fingerprint)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aos_pkcs11::KeyAlgorithm;
+    use rustls::AlertDescription;
+
+    use super::*;
+    use crate::tls::testutil::{dial, echo, id, EchoServer, Hsm};
+    use crate::tls::{
+        client_config, server_config, ClientAuth, HandshakeError, RefusalReason, Role, ServerAuth,
+        TlsOptions,
+    };
+
+    async fn provisioning_server(cert: &ProvisioningCert) -> EchoServer {
+        let config = server_config(
+            &cert.credentials().unwrap(),
+            ClientAuth::None,
+            &TlsOptions::default(),
+        )
+        .unwrap();
+        EchoServer::start(config, Duration::from_secs(10)).await
+    }
+
+    fn pinned(pin: Fingerprint) -> Arc<rustls::ClientConfig> {
+        client_config(ServerAuth::Pinned(pin), None, &TlsOptions::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_right_pin_is_accepted_and_a_wrong_one_refused() {
+        let cert =
+            ProvisioningCert::generate(&id("main", Role::Iam), &["main.local".into()]).unwrap();
+        assert_eq!(cert.fingerprint(), Fingerprint::of(cert.certificate()));
+        assert!(cert.pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(
+            PeerIdentity::from_certificate(cert.certificate()).unwrap(),
+            id("main", Role::Iam)
+        );
+        let mut server = provisioning_server(&cert).await;
+
+        let pin: Fingerprint = cert.fingerprint().to_string().parse().unwrap();
+        let (mut stream, peer) = dial(server.addr, pinned(pin)).await.unwrap();
+        assert_eq!(peer, Some(id("main", Role::Iam)));
+        assert_eq!(server.next().await.unwrap(), None);
+        assert_eq!(
+            echo(&mut stream, b"password over TLS").await,
+            b"password over TLS"
+        );
+
+        let other = ProvisioningCert::generate(&id("main", Role::Iam), &[]).unwrap();
+        assert_ne!(other.fingerprint(), cert.fingerprint());
+        let err = dial(server.addr, pinned(other.fingerprint()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.refusal(), Some(RefusalReason::PinMismatch), "{err:?}");
+        let server_side = server.next().await.unwrap_err();
+        assert!(
+            matches!(
+                server_side,
+                HandshakeError::RefusedByPeer(AlertDescription::CertificateUnknown)
+            ),
+            "{server_side:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_key_can_sign_the_provisioning_cert_and_its_handshakes() {
+        let hsm = Hsm::new();
+        let key = hsm.key("provisioning", KeyAlgorithm::EccP384);
+        let cert =
+            ProvisioningCert::generate_with_key(&id("main", Role::Iam), &[], key.clone()).unwrap();
+        assert_eq!(key.sign_count(), 1, "the token signed the certificate");
+        let mut server = provisioning_server(&cert).await;
+        let (_, peer) = dial(server.addr, pinned(cert.fingerprint())).await.unwrap();
+        assert_eq!(peer, Some(id("main", Role::Iam)));
+        assert!(server.next().await.is_ok());
+        assert_eq!(key.sign_count(), 2, "the token signed the handshake");
     }
 }

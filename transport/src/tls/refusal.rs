@@ -213,12 +213,27 @@ mod tests {
     #[test]
     fn rustls_certificate_errors_map_to_reasons() {
         let cases = [
-            (rustls::Error::NoCertificatesPresented, RefusalReason::NoCertificate),
-            (CertificateError::UnknownIssuer.into(), RefusalReason::UnknownIssuer),
+            (
+                rustls::Error::NoCertificatesPresented,
+                RefusalReason::NoCertificate,
+            ),
+            (
+                CertificateError::UnknownIssuer.into(),
+                RefusalReason::UnknownIssuer,
+            ),
             (CertificateError::Expired.into(), RefusalReason::Expired),
-            (CertificateError::NotValidYet.into(), RefusalReason::NotYetValid),
-            (CertificateError::InvalidPurpose.into(), RefusalReason::WrongPurpose),
-            (CertificateError::BadEncoding.into(), RefusalReason::BadEncoding),
+            (
+                CertificateError::NotValidYet.into(),
+                RefusalReason::NotYetValid,
+            ),
+            (
+                CertificateError::InvalidPurpose.into(),
+                RefusalReason::WrongPurpose,
+            ),
+            (
+                CertificateError::BadEncoding.into(),
+                RefusalReason::BadEncoding,
+            ),
             (
                 CertificateError::Revoked.into(),
                 RefusalReason::InvalidCertificate,

@@ -70,10 +70,6 @@ impl Pki {
         root_store(&[self.ca.root.der().clone()]).unwrap()
     }
 
-    pub fn root_pem(&self) -> String {
-        self.ca.root.pem()
-    }
-
     pub fn leaf<'a, K: PublicKeyData>(&'a self, key: &'a K) -> Leaf<'a, K> {
         Leaf {
             pki: self,
@@ -144,11 +140,6 @@ impl<K: PublicKeyData> Leaf<'_, K> {
     pub fn issue(self) -> Vec<CertificateDer<'static>> {
         let pem = self.pki.ca.issue_with(self.key, self.params());
         aos_pkcs11::certs::parse_pem_chain(pem.as_bytes()).unwrap()
-    }
-
-    /// The chain in PEM.
-    pub fn issue_pem(self) -> String {
-        self.pki.ca.issue_with(self.key, self.params())
     }
 }
 
@@ -256,7 +247,12 @@ pub struct Harness {
 impl Harness {
     /// A server (P-256 token key) accepting clients that `policy` accepts.
     pub async fn start(policy: crate::tls::Policy) -> Harness {
-        Harness::start_with(KeyAlgorithm::EccP256, policy, crate::tls::TlsOptions::default()).await
+        Harness::start_with(
+            KeyAlgorithm::EccP256,
+            policy,
+            crate::tls::TlsOptions::default(),
+        )
+        .await
     }
 
     pub async fn start_with(
@@ -267,7 +263,10 @@ impl Harness {
         let hsm = Hsm::new();
         let pki = Pki::new("unit1");
         let server_key = hsm.key("iam", algorithm);
-        let chain = pki.leaf(&server_key).identity(id("main", Role::Iam)).issue();
+        let chain = pki
+            .leaf(&server_key)
+            .identity(id("main", Role::Iam))
+            .issue();
         let server_creds =
             crate::tls::Credentials::with(chain, Arc::new(server_key.clone())).unwrap();
         let config = crate::tls::server_config(

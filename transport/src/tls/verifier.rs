@@ -276,7 +276,10 @@ mod tests {
         let (reason, client) = h.refused(Some(&creds)).await;
         assert_eq!(reason, RefusalReason::UnknownIssuer);
         assert!(
-            matches!(client, HandshakeError::RefusedByPeer(AlertDescription::UnknownCA)),
+            matches!(
+                client,
+                HandshakeError::RefusedByPeer(AlertDescription::UnknownCA)
+            ),
             "{client:?}"
         );
     }
@@ -344,7 +347,8 @@ mod tests {
     #[tokio::test]
     async fn the_right_ca_with_a_role_the_endpoint_does_not_accept_is_refused() {
         let mut h = Harness::start(Policy::roles([Role::Sm])).await;
-        let (_, creds) = h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Cm)).issue());
+        let (_, creds) =
+            h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Cm)).issue());
         let (reason, client) = h.refused(Some(&creds)).await;
         assert_eq!(reason, RefusalReason::RoleNotAccepted);
         assert!(
@@ -358,7 +362,8 @@ mod tests {
 
     #[tokio::test]
     async fn unit_node_and_missing_identity_are_refused_with_their_reasons() {
-        let mut h = Harness::start(Policy::roles([Role::Mp]).with_unit("unit1").with_node("n1")).await;
+        let mut h =
+            Harness::start(Policy::roles([Role::Mp]).with_unit("unit1").with_node("n1")).await;
         let other_unit = crate::tls::PeerIdentity::new("unit2", "n1", Role::Mp).unwrap();
         let cases = [
             (Some(other_unit), RefusalReason::UnitNotAccepted),
@@ -374,7 +379,8 @@ mod tests {
             assert_eq!(reason, expected);
         }
         // The accepted identity passes.
-        let (_, creds) = h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Mp)).issue());
+        let (_, creds) =
+            h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Mp)).issue());
         dial(h.server.addr, h.client_config(Some(&creds)))
             .await
             .unwrap();
@@ -384,15 +390,22 @@ mod tests {
     #[tokio::test]
     async fn a_client_refuses_a_server_with_the_wrong_identity_or_purpose() {
         let mut h = Harness::start(Policy::any_role()).await;
-        let (_, creds) = h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Sm)).issue());
+        let (_, creds) =
+            h.client_creds(|pki, key| pki.leaf(key).identity(id("n1", Role::Sm)).issue());
         let server_key = h.server_key.clone();
         let cases = [
             (
-                h.pki.leaf(&server_key).identity(id("main", Role::Cm)).issue(),
+                h.pki
+                    .leaf(&server_key)
+                    .identity(id("main", Role::Cm))
+                    .issue(),
                 RefusalReason::RoleNotAccepted,
             ),
             (
-                h.pki.leaf(&server_key).identity(id("other", Role::Iam)).issue(),
+                h.pki
+                    .leaf(&server_key)
+                    .identity(id("other", Role::Iam))
+                    .issue(),
                 RefusalReason::NodeNotAccepted,
             ),
             (
