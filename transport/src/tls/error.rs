@@ -28,6 +28,9 @@ pub enum TlsError {
     /// The protocol versions are not supported by the provider.
     #[error("TLS versions not supported by the aws-lc-rs provider: {0}")]
     Versions(rustls::Error),
+    /// The session ticket encrypter could not be made (resumption on).
+    #[error("cannot create the session ticket encrypter: {0}")]
+    Ticketer(rustls::Error),
     /// Generating the provisioning certificate failed.
     #[error("cannot generate the provisioning certificate: {0}")]
     Generate(#[from] rcgen::Error),

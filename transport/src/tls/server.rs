@@ -49,7 +49,7 @@ pub fn server_config(
     };
     let mut config = builder.with_cert_resolver(credentials.resolver());
     if options.session_resumption {
-        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Versions)?;
+        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Ticketer)?;
     } else {
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.send_tls13_tickets = 0;
