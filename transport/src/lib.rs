@@ -7,3 +7,5 @@
 //! - rustls server and client configurations built from token-held keys, peer identity from the
 //!   `urn:aos:<unit>:<node>:<role>` SAN, and role-based authorization policies.
 #![forbid(unsafe_code)]
+
+pub mod tls;
