@@ -1,1 +1,3 @@
 //! The Identity and Access Manager of one node, as actors.
+
+pub mod permissions;
