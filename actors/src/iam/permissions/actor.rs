@@ -1,8 +1,8 @@
 //! The `PermissionHandler` actor and its messages.
 //!
-//! Handlers run inline on the actor's arbiter. Register and unregister write the store file (a few KiB,
-//! fsynced) before answering; that blocks the arbiter for about a millisecond, which is acceptable for
-//! how rarely instances are registered. `GetPermissions` touches no file.
+//! Handlers run inline on the actor's arbiter. Register and unregister rewrite the store file (fsynced)
+//! before answering, which blocks the arbiter for that write; acceptable for how rarely instances are
+//! registered (see `docs/permissions.md`). `GetPermissions` touches no file.
 
 use std::path::Path;
 
