@@ -93,3 +93,46 @@ fn drain(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The cargo-fuzz target's body over its committed corpus: the fuzz invariants hold on stable Rust too.
+    #[test]
+    fn decoder_invariants_hold_over_the_fuzz_corpus() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/frame_decoder");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            assert_eq!(check_decoder(&data), Ok(()), "{}", path.display());
+            seen += 1;
+        }
+        assert!(
+            seen >= 10,
+            "expected the committed seed corpus in {}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn the_check_itself_reports_frames_and_errors() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        let e = Envelope::new(
+            super::super::Channel::IamOpen,
+            1,
+            super::super::MessageKind::Event,
+            vec![1; 10],
+        );
+        codec.encode(&e, &mut buf).unwrap();
+        let (frames, end) = run(&buf, &[3]).unwrap();
+        assert_eq!(frames, vec![e]);
+        assert_eq!(end, None);
+        let (frames, end) = run(&[0, 0, 0xFF, 0xFF], &[1]).unwrap();
+        assert!(frames.is_empty());
+        assert!(end.unwrap().contains("exceeds the maximum frame size"));
+    }
+}
