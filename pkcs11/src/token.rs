@@ -1,7 +1,9 @@
 //! An opened token: a logged-in keeper session for its whole life and a small pool of sessions for work.
 
+use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use aos_config::TokenSelector;
 use cryptoki::error::RvError;
@@ -44,6 +46,28 @@ impl Token {
     /// Find the token `selector` names and log in with the user PIN.
     pub fn open(module: Arc<Module>, selector: TokenSelector, pin: Pin) -> Result<Arc<Token>> {
         Self::open_with_pool(module, selector, pin, DEFAULT_POOL_SIZE)
+    }
+
+    /// The token `selector` names, shared: while any caller holds an `Arc` of it, every other caller asking
+    /// for the same module and selector gets that same instance (one login, one session pool) instead of
+    /// opening another. Once every `Arc` is dropped the sessions close, as they must before the token is
+    /// re-initialised.
+    pub fn open_shared(
+        module: Arc<Module>,
+        selector: TokenSelector,
+        pin: Pin,
+    ) -> Result<Arc<Token>> {
+        let key = (module.path().to_owned(), selector.clone());
+        let mut open = shared_tokens().lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|_, weak| weak.strong_count() > 0);
+        if let Some(token) = open.get(&key).and_then(Weak::upgrade) {
+            if token.pin == pin {
+                return Ok(token);
+            }
+        }
+        let token = Self::open(module, selector, pin)?;
+        open.insert(key, Arc::downgrade(&token));
+        Ok(token)
     }
 
     /// [`Token::open`] with an explicit number of idle sessions to keep.
@@ -160,6 +184,13 @@ fn is_user_session(session: &Session) -> bool {
     )
 }
 
+type SharedTokens = Mutex<HashMap<(PathBuf, TokenSelector), Weak<Token>>>;
+
+fn shared_tokens() -> &'static SharedTokens {
+    static SHARED: OnceLock<SharedTokens> = OnceLock::new();
+    SHARED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
 fn login(session: &Session, pin: &Pin, label: &str) -> Result<()> {
     match session.login(UserType::User, Some(&pin.auth())) {
         Ok(()) => Ok(()),
@@ -209,5 +240,33 @@ impl Drop for PooledSession<'_> {
         if let Some(session) = self.session.take() {
             self.token.give_back(session);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{SoftHsm, USER_PIN};
+
+    #[test]
+    fn shared_tokens_are_one_instance_until_dropped() {
+        let hsm = SoftHsm::new();
+        drop(hsm.token("shared"));
+        let selector = TokenSelector::Label("shared".into());
+        let a = Token::open_shared(hsm.module(), selector.clone(), Pin::new(USER_PIN)).unwrap();
+        let b = Token::open_shared(hsm.module(), selector.clone(), Pin::new(USER_PIN)).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        drop((a, b));
+        // Dropped: the next caller gets a fresh instance, and re-initialising in between is possible.
+        crate::take_ownership(
+            &hsm.module(),
+            &selector,
+            "shared",
+            &Pin::new(crate::testkit::SO_PIN),
+            &Pin::new(USER_PIN),
+        )
+        .unwrap();
+        let c = Token::open_shared(hsm.module(), selector, Pin::new(USER_PIN)).unwrap();
+        assert_eq!(c.label(), "shared");
     }
 }

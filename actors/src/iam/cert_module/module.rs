@@ -109,8 +109,8 @@ impl CertModule {
         let source = PinSource::from_params(params)
             .ok_or_else(|| CertError::build(id, "no user_pin_path or tee_login_type configured"))?;
         let pin = source.read().map_err(|e| CertError::token(id, e))?;
-        let token =
-            Token::open(module, params.selector(), pin).map_err(|e| CertError::token(id, e))?;
+        let token = Token::open_shared(module, params.selector(), pin)
+            .map_err(|e| CertError::token(id, e))?;
         self.token = Some(token.clone());
         Ok(token)
     }
