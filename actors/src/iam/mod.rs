@@ -4,6 +4,7 @@ pub mod cert_handler;
 pub mod cert_module;
 pub mod permissions;
 pub mod provisioner;
+pub mod service;
 pub mod validator;
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! registered (see `docs/permissions.md`). `GetPermissions` touches no file.
 
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use actix::{Actor, Context, Handler, Message};
 use aos_config::PermissionsConfig;
@@ -13,10 +14,32 @@ use super::{
     InstanceIdent, PermissionError, PermissionGrant, PermissionStore, Permissions, Secret,
 };
 
-/// The actor owning a node's [`PermissionStore`].
+/// The actor owning a node's [`PermissionStore`]. Writes go through the actor; lookups may also go through
+/// a [`PermissionReader`], which any thread can use without a message round trip.
 #[derive(Debug)]
 pub struct PermissionHandler {
-    store: PermissionStore,
+    store: Arc<RwLock<PermissionStore>>,
+}
+
+/// Read access to the store from any thread (functional-server lookups on worker arbiters): one read lock
+/// and one hash probe, no actor round trip.
+#[derive(Debug, Clone)]
+pub struct PermissionReader {
+    store: Arc<RwLock<PermissionStore>>,
+}
+
+impl PermissionReader {
+    /// What `secret` may do on `server_id`; `NotFound` for every miss.
+    pub fn get(
+        &self,
+        secret: &Secret,
+        server_id: &str,
+    ) -> Result<PermissionGrant, PermissionError> {
+        self.store
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(secret.expose(), server_id)
+    }
 }
 
 /// Register an instance with its permissions; answers its secret. Sent by the SM.
@@ -55,7 +78,20 @@ pub struct GetPermissions {
 impl PermissionHandler {
     /// A handler owning `store`.
     pub fn new(store: PermissionStore) -> Self {
-        PermissionHandler { store }
+        PermissionHandler {
+            store: Arc::new(RwLock::new(store)),
+        }
+    }
+
+    /// A reader sharing this handler's store.
+    pub fn reader(&self) -> PermissionReader {
+        PermissionReader {
+            store: self.store.clone(),
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, PermissionStore> {
+        self.store.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Open the store configured by `[permissions]` (in `working_dir` unless `store_path` is set).
@@ -72,7 +108,7 @@ impl Handler<RegisterInstance> for PermissionHandler {
     type Result = Result<Secret, PermissionError>;
 
     fn handle(&mut self, msg: RegisterInstance, _: &mut Self::Context) -> Self::Result {
-        self.store.register(msg.ident, msg.permissions)
+        self.write().register(msg.ident, msg.permissions)
     }
 }
 
@@ -80,7 +116,7 @@ impl Handler<UnregisterInstance> for PermissionHandler {
     type Result = Result<(), PermissionError>;
 
     fn handle(&mut self, msg: UnregisterInstance, _: &mut Self::Context) -> Self::Result {
-        self.store.unregister(&msg.ident)
+        self.write().unregister(&msg.ident)
     }
 }
 
@@ -88,7 +124,10 @@ impl Handler<GetPermissions> for PermissionHandler {
     type Result = Result<PermissionGrant, PermissionError>;
 
     fn handle(&mut self, msg: GetPermissions, _: &mut Self::Context) -> Self::Result {
-        self.store.get(msg.secret.expose(), &msg.server_id)
+        self.store
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(msg.secret.expose(), &msg.server_id)
     }
 }
 

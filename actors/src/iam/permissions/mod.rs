@@ -19,7 +19,9 @@ mod store;
 mod store_file;
 mod types;
 
-pub use actor::{GetPermissions, PermissionHandler, RegisterInstance, UnregisterInstance};
+pub use actor::{
+    GetPermissions, PermissionHandler, PermissionReader, RegisterInstance, UnregisterInstance,
+};
 pub use error::PermissionError;
 pub use secret::{Secret, SECRET_BYTES, SECRET_TEXT_LEN};
 pub use store::{PermissionStore, MAX_SECRETS_PER_INSTANCE};
