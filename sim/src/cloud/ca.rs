@@ -11,7 +11,6 @@ use rcgen::{
     KeyUsagePurpose, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
-use x509_parser::prelude::FromDer;
 use zeroize::Zeroizing;
 
 use super::csr::ParsedCsr;
@@ -41,10 +40,8 @@ impl CaCert {
         der: CertificateDer<'static>,
         pem: String,
         key_pem: Zeroizing<String>,
+        not_after: SystemTime,
     ) -> CaCert {
-        let not_after = x509_parser::certificate::X509Certificate::from_der(der.as_ref())
-            .map(|(_, cert)| unix_seconds(cert.validity().not_after.timestamp()))
-            .unwrap_or(UNIX_EPOCH);
         CaCert {
             der,
             pem,
@@ -111,6 +108,7 @@ impl CloudCa {
             root_cert.der().clone(),
             root_cert.pem(),
             Zeroizing::new(root_key.serialize_pem()),
+            not_after,
         );
         if !options.intermediate {
             return CloudCa::from_parts(unit_id, root, None, root_key)
@@ -131,6 +129,7 @@ impl CloudCa {
             int_cert.der().clone(),
             int_cert.pem(),
             Zeroizing::new(int_key.serialize_pem()),
+            not_after,
         );
         CloudCa::from_parts(unit_id, root, Some(intermediate), int_key)
             .map(|ca| ca.configured(options.policy, options.clock))
@@ -226,11 +225,16 @@ impl CloudCa {
         match &result {
             Ok(chain) => {
                 self.counters.issued();
+                let not_after_unix = chain
+                    .not_after
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 tracing::info!(
                     node = %request.node_id,
                     cert_type = %request.cert_type,
                     serial = %chain.serial_hex(),
-                    lifetime_s = chain.not_after.duration_since(chain.not_before).map(|d| d.as_secs()).unwrap_or(0),
+                    not_after_unix,
                     "certificate issued"
                 );
             }
@@ -359,13 +363,6 @@ fn signing_time(clock: &dyn Clock) -> Result<SystemTime, CloudError> {
 
 fn last_x509_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(LAST_X509_SECOND)
-}
-
-fn unix_seconds(seconds: i64) -> SystemTime {
-    match u64::try_from(seconds) {
-        Ok(s) => UNIX_EPOCH + Duration::from_secs(s),
-        Err(_) => UNIX_EPOCH,
-    }
 }
 
 fn random_serial() -> Result<[u8; SERIAL_LEN], CloudError> {

@@ -5,6 +5,7 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
 use rcgen::{KeyPair, PublicKeyData};
 use rustls_pki_types::pem::PemObject;
@@ -171,7 +172,10 @@ fn read_ca_cert(
         &pem::Pem::new("CERTIFICATE", der.as_ref()),
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
     );
-    Ok((CaCert::new(der.into_owned(), pem, key_pem), key))
+    let not_after = u64::try_from(x509.validity().not_after.timestamp())
+        .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+        .map_err(|_| StoreError::malformed(&cert_path, "certificate expires before 1970"))?;
+    Ok((CaCert::new(der.into_owned(), pem, key_pem, not_after), key))
 }
 
 fn parse<'a>(path: &Path, der: &'a CertificateDer<'_>) -> Result<X509Certificate<'a>, StoreError> {
