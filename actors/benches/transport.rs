@@ -1,0 +1,2 @@
+//! Transport benchmarks (filled in below).
+fn main() {}
