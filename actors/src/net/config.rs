@@ -5,6 +5,9 @@ use std::time::Duration;
 use aos_config::TransportConfig;
 use aos_transport::frame::{FrameCodec, FrameError};
 
+/// Default of [`LinkConfig::max_queued_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 << 20;
+
 /// Default time a request waits for its answer.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -25,6 +28,10 @@ pub struct LinkConfig {
     /// Send a ping this often and drop the connection when nothing at all arrived for two intervals.
     /// `None` (the default) relies on TCP and the link kind to notice a dead peer.
     pub keepalive: Option<Duration>,
+    /// Most bytes waiting to be written on one connection. Beyond it local sends fail with
+    /// [`LinkError::Backlogged`](super::LinkError::Backlogged), and a peer that sends a request while its
+    /// answers pile up unread is disconnected ([`DisconnectReason::PeerNotReading`](super::DisconnectReason)).
+    pub max_queued_bytes: usize,
 }
 
 // === impl LinkConfig ===
@@ -51,6 +58,7 @@ impl From<&TransportConfig> for LinkConfig {
             reconnect_backoff_initial: config.reconnect_backoff_initial,
             reconnect_backoff_max: config.reconnect_backoff_max,
             keepalive: None,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 }

@@ -38,6 +38,15 @@ pub enum LinkError {
         /// Largest body a frame carries under this link's `max_frame_size`.
         max: usize,
     },
+    /// Too much is waiting to be written on this connection (the peer does not read, or reads slower than
+    /// we send); nothing was queued. Retry later, or await sends instead of firing them.
+    #[error("{queued} bytes are waiting to be written to the peer (limit {limit}); it is not keeping up")]
+    Backlogged {
+        /// Bytes queued.
+        queued: usize,
+        /// The link's `max_queued_bytes`.
+        limit: usize,
+    },
     /// The control channel carries pings and closes only; requests and events use the others.
     #[error("channel Control is reserved for link control; use an IAM or CM channel")]
     ReservedChannel,
@@ -80,6 +89,9 @@ pub enum DisconnectReason {
     /// The peer announced it was closing.
     #[error("the peer closed the link: {0}")]
     PeerClose(String),
+    /// The peer kept sending requests while more than `max_queued_bytes` of our answers waited unread.
+    #[error("the peer does not read its answers ({0} bytes queued)")]
+    PeerNotReading(usize),
     /// Nothing arrived for two keepalive intervals.
     #[error("no traffic from the peer for {0:?} (keepalive)")]
     KeepaliveTimeout(Duration),

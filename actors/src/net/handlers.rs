@@ -37,10 +37,16 @@ impl LinkActor {
                 max,
             });
         }
-        self.conn
+        let outbox = self
+            .conn
             .as_ref()
             .map(|conn| &conn.outbox)
-            .ok_or(LinkError::NotConnected)
+            .ok_or(LinkError::NotConnected)?;
+        let (queued, limit) = (outbox.queued(), self.config.max_queued_bytes);
+        if queued > limit {
+            return Err(LinkError::Backlogged { queued, limit });
+        }
+        Ok(outbox)
     }
 }
 

@@ -22,6 +22,12 @@ impl StreamHandler<Inbound> for LinkActor {
         match item.event {
             InboundEvent::Frame(envelope) => {
                 conn.last_received = Instant::now();
+                let queued = conn.outbox.queued();
+                if envelope.kind == MessageKind::Request && queued > self.config.max_queued_bytes {
+                    tracing::warn!(remote = %self.remote, queued, "closing the connection: the peer sends requests but does not read the answers");
+                    self.lost(DisconnectReason::PeerNotReading(queued), ctx);
+                    return;
+                }
                 let outbox = conn.outbox.clone();
                 let peer = conn.peer.clone();
                 self.dispatch(envelope, outbox, peer, ctx);

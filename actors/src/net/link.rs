@@ -10,7 +10,7 @@ use aos_transport::frame::{Channel, Envelope, FrameCodec, MessageKind};
 use aos_transport::tls::{self, PeerIdentity};
 use rustls::ClientConfig;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
@@ -243,7 +243,7 @@ impl LinkActor {
         let generation = self.generation;
         let (read, write) = tokio::io::split(stream);
         let reader = ctx.add_stream(Reader::new(generation, read, self.codec.clone()));
-        let (outbox, queue) = mpsc::unbounded_channel();
+        let (outbox, queue) = writer::outbox();
         let me = ctx.address().downgrade();
         let codec = self.codec.clone();
         let writer = actix_rt::spawn(async move {

@@ -41,7 +41,7 @@ mod tests;
 
 pub use acceptor::{serve_tcp, LinkAcceptor};
 pub use backoff::Backoff;
-pub use config::{LinkConfig, DEFAULT_REQUEST_TIMEOUT};
+pub use config::{LinkConfig, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_REQUEST_TIMEOUT};
 pub use dialer::{DialFuture, Dialer, TcpDialer};
 pub use error::{DisconnectReason, LinkError};
 pub use handle::Link;

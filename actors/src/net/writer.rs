@@ -1,6 +1,8 @@
 //! The writing half of a connection: a task that encodes queued frames and writes them in batches.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use aos_transport::frame::{Channel, Envelope, FrameCodec, MessageKind};
 use bytes::BytesMut;
@@ -29,8 +31,66 @@ pub(super) enum Outgoing {
     Close(String),
 }
 
-/// The queue into a connection's writer task.
-pub(super) type Outbox = mpsc::UnboundedSender<Outgoing>;
+/// The queue into a connection's writer task, with a count of the body bytes waiting in it.
+#[derive(Clone)]
+pub(super) struct Outbox {
+    queue: mpsc::UnboundedSender<Outgoing>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The writer's end of an [`Outbox`].
+pub(super) struct Queue {
+    queue: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// An outbox and the queue it feeds.
+pub(super) fn outbox() -> (Outbox, Queue) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (
+        Outbox {
+            queue: tx,
+            queued: queued.clone(),
+        },
+        Queue { queue: rx, queued },
+    )
+}
+
+// === impl Outbox ===
+
+impl Outbox {
+    /// Queue `item`; gives it back if the writer is gone.
+    pub(super) fn send(&self, item: Outgoing) -> Result<(), Outgoing> {
+        let size = item.size();
+        self.queued.fetch_add(size, Ordering::Relaxed);
+        self.queue.send(item).map_err(|err| {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
+            err.0
+        })
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub(super) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+// === impl Queue ===
+
+impl Queue {
+    async fn recv(&mut self) -> Option<Outgoing> {
+        let item = self.queue.recv().await?;
+        self.queued.fetch_sub(item.size(), Ordering::Relaxed);
+        Some(item)
+    }
+
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        let item = self.queue.try_recv().ok()?;
+        self.queued.fetch_sub(item.size(), Ordering::Relaxed);
+        Some(item)
+    }
+}
 
 // === impl Outgoing ===
 
@@ -42,6 +102,14 @@ impl Outgoing {
             written: None,
         }
     }
+
+    /// What this item counts against the queue limit: its body plus a frame header's worth.
+    fn size(&self) -> usize {
+        match self {
+            Outgoing::Frame { envelope, .. } => envelope.body.len() + 32,
+            Outgoing::Close(reason) => reason.len() + 32,
+        }
+    }
 }
 
 /// Write frames from `queue` to `io` until the queue closes (then shut down cleanly), a `Close` is
@@ -51,7 +119,7 @@ impl Outgoing {
 /// flushes (DESIGN.md pitfall 8: a frame is never left in the TLS buffer while the writer waits for more).
 pub(super) async fn run<W: AsyncWrite + Unpin>(
     mut io: W,
-    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    mut queue: Queue,
     mut codec: FrameCodec,
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -83,7 +151,7 @@ pub(super) async fn run<W: AsyncWrite + Unpin>(
                 }
             }
             if buf.len() < BATCH_BYTES {
-                next = queue.try_recv().ok();
+                next = queue.try_recv();
             }
         }
         if !buf.is_empty() {
