@@ -13,11 +13,9 @@ use aos_actors::clock::{Clock, SystemClock};
 use aos_actors::iam::cert_handler::{CertHandler, ForType};
 use aos_actors::iam::cert_module::{self, NodeIdentity, TrustRoots};
 use aos_actors::iam::provisioner::{
-    FinishProvisioning, Password, Provisioner, ProvisionerOptions, StartProvisioning, StateFile,
+    FinishProvisioning, Password, ProvisionerOptions, Provisioner, StartProvisioning, StateFile,
 };
-use aos_config::{
-    CertModuleConfig, ExtendedKeyUsage, KeyAlgorithm, Pkcs11Params, ProvisioningConfig,
-};
+use aos_config::{CertModuleConfig, ExtendedKeyUsage, KeyAlgorithm, Pkcs11Params, ProvisioningConfig};
 use aos_pkcs11::testkit::{SoftHsm, TestCa, SO_PIN, USER_PIN};
 use aos_pkcs11::{take_ownership, Pin, Token, TokenSelector};
 
@@ -40,8 +38,7 @@ fn modules(hsm: &SoftHsm) -> Vec<CertModuleConfig> {
             m.self_signed = *self_signed;
             m.max_items = if *self_signed { 1 } else { 2 };
             if ["iam", "sm", "cm"].contains(id) {
-                m.extended_key_usage =
-                    vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
+                m.extended_key_usage = vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
             }
             m
         })
@@ -67,46 +64,24 @@ async fn provision_once(ca: &TestCa, roots: Arc<TrustRoots>) -> Duration {
     )
     .unwrap()
     .start();
-    provisioner
-        .send(StartProvisioning {
-            password: Password::new(SO_PIN),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    provisioner.send(StartProvisioning { password: Password::new(SO_PIN) }).await.unwrap().unwrap();
     let t_start = start.elapsed();
     for m in modules.iter().filter(|m| !m.self_signed) {
         let csr = handler
-            .send(ForType::new(
-                &m.id,
-                cert_module::CreateKey {
-                    subject: String::new(),
-                },
-            ))
+            .send(ForType::new(&m.id, cert_module::CreateKey { subject: String::new() }))
             .await
             .unwrap()
             .unwrap();
         let now = SystemTime::now();
         let chain = ca.sign_csr(&csr, now, now + Duration::from_secs(86_400 * 365));
         handler
-            .send(ForType::new(
-                &m.id,
-                cert_module::ApplyCert {
-                    pem: chain.into_bytes(),
-                },
-            ))
+            .send(ForType::new(&m.id, cert_module::ApplyCert { pem: chain.into_bytes() }))
             .await
             .unwrap()
             .unwrap();
     }
     let t_certs = start.elapsed();
-    provisioner
-        .send(FinishProvisioning {
-            password: Password::new(SO_PIN),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    provisioner.send(FinishProvisioning { password: Password::new(SO_PIN) }).await.unwrap().unwrap();
     let total = start.elapsed();
     if std::env::var_os("AOS_BENCH_PHASES").is_some() {
         println!(
@@ -125,18 +100,8 @@ fn bare_once() -> Duration {
     let mut tokens = std::collections::HashMap::new();
     for label in ["aoscloud", "aoscore"] {
         let selector = TokenSelector::Label(label.into());
-        take_ownership(
-            &hsm.module(),
-            &selector,
-            label,
-            &Pin::new(SO_PIN),
-            &Pin::new(USER_PIN),
-        )
-        .unwrap();
-        tokens.insert(
-            label,
-            Token::open(hsm.module(), selector, Pin::new(USER_PIN)).unwrap(),
-        );
+        take_ownership(&hsm.module(), &selector, label, &Pin::new(SO_PIN), &Pin::new(USER_PIN)).unwrap();
+        tokens.insert(label, Token::open(hsm.module(), selector, Pin::new(USER_PIN)).unwrap());
     }
     for (id, alg, token, _) in SET {
         tokens[token].generate_key_pair(id, alg).unwrap();
@@ -145,10 +110,7 @@ fn bare_once() -> Duration {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .filter_map(|a| a.parse().ok())
-        .next()
-        .unwrap_or(6);
+    let rounds: usize = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(6);
     let ca = TestCa::new("bench");
     let roots = Arc::new(TrustRoots::new(&[ca.root_der()]).unwrap());
     let system = actix::System::new();
@@ -156,11 +118,7 @@ fn main() {
     for round in 0..rounds {
         let o = system.block_on(provision_once(&ca, roots.clone()));
         let b = bare_once();
-        println!(
-            "round {round}: provisioning {:>8.1} ms   bare key generation {:>8.1} ms",
-            ms(o),
-            ms(b)
-        );
+        println!("round {round}: provisioning {:>8.1} ms   bare key generation {:>8.1} ms", ms(o), ms(b));
         ours += o;
         bare += b;
     }
