@@ -1,7 +1,7 @@
 //! aos-actors: the actix actors that make up one aos-edge node.
 //!
 //! - [`iam`]: cert modules and handler, provisioner, cert validator with renewal, permission handler (M2);
-//! - `net`: the transport actor owning one TLS connection with multiplexed channels (M3);
+//! - [`net`]: the transport actor owning one TLS connection with multiplexed channels (M3);
 //! - `cm`, `sm`, `mp`: communication manager, service manager and the message-proxy bridge (M4);
 //! - the wire API types exchanged between them (M4).
 //!
@@ -13,4 +13,5 @@
 pub mod api;
 pub mod clock;
 pub mod iam;
+pub mod net;
 pub mod persist;

@@ -37,8 +37,8 @@ mod refusal;
 mod server;
 mod verifier;
 
-#[cfg(test)]
-mod testutil;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testutil;
 
 use std::sync::{Arc, OnceLock};
 

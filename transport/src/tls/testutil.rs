@@ -1,5 +1,8 @@
 //! Test fixtures: SoftHSM token keys, a test CA issuing identity certificates, loopback echo servers.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//!
+//! Compiled for this crate's tests and, with feature `testkit`, for other crates' tests and benchmarks.
+//! Fixtures panic on failure, like the `aos_pkcs11::testkit` they build on.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +39,12 @@ impl Hsm {
     pub fn key(&self, label: &str, algorithm: KeyAlgorithm) -> TokenKey {
         let pair = self.token.generate_key_pair(label, algorithm).unwrap();
         TokenKey::new(self.token.clone(), pair).unwrap()
+    }
+}
+
+impl Default for Hsm {
+    fn default() -> Self {
+        Hsm::new()
     }
 }
 

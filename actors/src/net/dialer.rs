@@ -1,0 +1,67 @@
+//! Dialers: how a link opens its byte stream, once per connection attempt.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use tokio::net::TcpStream;
+
+use super::BoxedStream;
+
+/// The future a [`Dialer`] returns. It runs on the link's worker arbiter, so it need not be `Send`.
+pub type DialFuture = Pin<Box<dyn Future<Output = io::Result<BoxedStream>>>>;
+
+/// Opens a fresh byte stream to the peer; called on every (re)connection attempt.
+///
+/// The dial runs on the link's worker arbiter, under the handshake timeout. Closures
+/// `Fn() -> impl Future<Output = io::Result<BoxedStream>>` are dialers too.
+pub trait Dialer: Send + Sync + 'static {
+    /// Open one stream.
+    fn dial(&self) -> DialFuture;
+
+    /// Where this dialer connects, for logs (e.g. `tcp://10.0.0.2:8089`).
+    fn describe(&self) -> String {
+        "custom dialer".to_owned()
+    }
+}
+
+impl<F, Fut> Dialer for F
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = io::Result<BoxedStream>> + 'static,
+{
+    fn dial(&self) -> DialFuture {
+        Box::pin(self())
+    }
+}
+
+/// Dials a TCP address, with `TCP_NODELAY` set (frames are flushed whole; Nagle would only add latency).
+#[derive(Debug, Clone)]
+pub struct TcpDialer {
+    addr: SocketAddr,
+}
+
+// === impl TcpDialer ===
+
+impl TcpDialer {
+    /// A dialer for `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        TcpDialer { addr }
+    }
+}
+
+impl Dialer for TcpDialer {
+    fn dial(&self) -> DialFuture {
+        let addr = self.addr;
+        Box::pin(async move {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            Ok(Box::new(tcp) as BoxedStream)
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+}

@@ -1,0 +1,176 @@
+//! The writing half of a connection: a task that encodes queued frames and writes them in batches.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use aos_transport::frame::{Channel, Envelope, FrameCodec, MessageKind};
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::Encoder;
+
+use super::LinkError;
+
+/// Stop adding frames to a batch once it holds this many bytes.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Written-and-flushed confirmation of one frame.
+pub(super) type Written = oneshot::Sender<Result<(), LinkError>>;
+
+/// What the writer task is asked to do.
+pub(super) enum Outgoing {
+    /// Write this frame; confirm on `written` once flushed.
+    Frame {
+        /// The frame.
+        envelope: Envelope,
+        /// Who wants to know it left.
+        written: Option<Written>,
+    },
+    /// Write a `Close` frame with this reason, flush, shut the stream down and stop.
+    Close(String),
+}
+
+/// The queue into a connection's writer task, with a count of the body bytes waiting in it.
+#[derive(Clone)]
+pub(super) struct Outbox {
+    queue: mpsc::UnboundedSender<Outgoing>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The writer's end of an [`Outbox`].
+pub(super) struct Queue {
+    queue: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// An outbox and the queue it feeds.
+pub(super) fn outbox() -> (Outbox, Queue) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (
+        Outbox {
+            queue: tx,
+            queued: queued.clone(),
+        },
+        Queue { queue: rx, queued },
+    )
+}
+
+// === impl Outbox ===
+
+impl Outbox {
+    /// Queue `item`; gives it back if the writer is gone.
+    pub(super) fn send(&self, item: Outgoing) -> Result<(), Outgoing> {
+        let size = item.size();
+        self.queued.fetch_add(size, Ordering::Relaxed);
+        self.queue.send(item).map_err(|err| {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
+            err.0
+        })
+    }
+
+    /// Bytes queued and not yet taken by the writer.
+    pub(super) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+// === impl Queue ===
+
+impl Queue {
+    async fn recv(&mut self) -> Option<Outgoing> {
+        let item = self.queue.recv().await?;
+        self.queued.fetch_sub(item.size(), Ordering::Relaxed);
+        Some(item)
+    }
+
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        let item = self.queue.try_recv().ok()?;
+        self.queued.fetch_sub(item.size(), Ordering::Relaxed);
+        Some(item)
+    }
+}
+
+// === impl Outgoing ===
+
+impl Outgoing {
+    /// A frame nobody waits on.
+    pub(super) fn frame(envelope: Envelope) -> Self {
+        Outgoing::Frame {
+            envelope,
+            written: None,
+        }
+    }
+
+    /// What this item counts against the queue limit: its body plus a frame header's worth.
+    fn size(&self) -> usize {
+        match self {
+            Outgoing::Frame { envelope, .. } => envelope.body.len() + 32,
+            Outgoing::Close(reason) => reason.len() + 32,
+        }
+    }
+}
+
+/// Write frames from `queue` to `io` until the queue closes (then shut down cleanly), a `Close` is
+/// written, or the stream fails (the error is returned).
+///
+/// Each wake-up drains what is queued, up to [`BATCH_BYTES`], encodes it into one buffer, writes it and
+/// flushes (DESIGN.md pitfall 8: a frame is never left in the TLS buffer while the writer waits for more).
+pub(super) async fn run<W: AsyncWrite + Unpin>(
+    mut io: W,
+    mut queue: Queue,
+    mut codec: FrameCodec,
+) -> io::Result<()> {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut confirmations: Vec<Written> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut next = Some(first);
+        let mut close = None;
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Frame { envelope, written } => {
+                    match codec.encode(&envelope, &mut buf) {
+                        Ok(()) => confirmations.extend(written),
+                        Err(err) => {
+                            // Bodies are checked against the frame size before they are queued, so this
+                            // only happens if that check and the codec disagree; fail that frame alone.
+                            tracing::error!(error = %err, "frame not sent: cannot encode it");
+                            if let Some(written) = written {
+                                let _ = written.send(Err(LinkError::TooLarge {
+                                    len: envelope.body.len(),
+                                    max: codec.max_body_size(),
+                                }));
+                            }
+                        }
+                    }
+                }
+                Outgoing::Close(reason) => {
+                    close = Some(reason);
+                    break;
+                }
+            }
+            if buf.len() < BATCH_BYTES {
+                next = queue.try_recv();
+            }
+        }
+        if !buf.is_empty() {
+            io.write_all(&buf).await?;
+            io.flush().await?;
+            buf.clear();
+            for written in confirmations.drain(..) {
+                let _ = written.send(Ok(()));
+            }
+        }
+        if let Some(reason) = close {
+            let envelope =
+                Envelope::new(Channel::Control, 0, MessageKind::Close, reason.into_bytes());
+            if codec.encode(&envelope, &mut buf).is_ok() {
+                io.write_all(&buf).await?;
+                io.flush().await?;
+            }
+            return io.shutdown().await;
+        }
+    }
+    io.shutdown().await
+}
