@@ -1,5 +1,6 @@
 //! `Link`: the address of a link actor with async methods that flatten mailbox errors.
 
+use bytes::Bytes;
 use std::time::Duration;
 
 use actix::{Addr, Recipient};
@@ -30,26 +31,30 @@ impl Link {
     }
 
     /// Send a request and wait for its answer, with the link's request timeout (see [`Request`]).
-    pub async fn request(&self, channel: Channel, body: Vec<u8>) -> Result<Vec<u8>, LinkError> {
-        self.send_request(channel, body, None).await
+    pub async fn request(
+        &self,
+        channel: Channel,
+        body: impl Into<Bytes>,
+    ) -> Result<Bytes, LinkError> {
+        self.send_request(channel, body.into(), None).await
     }
 
     /// Send a request and wait for its answer at most `timeout`.
     pub async fn request_within(
         &self,
         channel: Channel,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
         timeout: Duration,
-    ) -> Result<Vec<u8>, LinkError> {
-        self.send_request(channel, body, Some(timeout)).await
+    ) -> Result<Bytes, LinkError> {
+        self.send_request(channel, body.into(), Some(timeout)).await
     }
 
     async fn send_request(
         &self,
         channel: Channel,
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Option<Duration>,
-    ) -> Result<Vec<u8>, LinkError> {
+    ) -> Result<Bytes, LinkError> {
         self.addr
             .send(Request {
                 channel,
@@ -60,8 +65,13 @@ impl Link {
     }
 
     /// Send an event; returns once it is written to the link (see [`Publish`]).
-    pub async fn publish(&self, channel: Channel, body: Vec<u8>) -> Result<(), LinkError> {
-        self.addr.send(Publish { channel, body }).await?
+    pub async fn publish(&self, channel: Channel, body: impl Into<Bytes>) -> Result<(), LinkError> {
+        self.addr
+            .send(Publish {
+                channel,
+                body: body.into(),
+            })
+            .await?
     }
 
     /// Handle the peer's requests on `channel` with `handler`.

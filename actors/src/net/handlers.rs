@@ -5,6 +5,7 @@ use actix::{
     ResponseFuture, WrapFuture,
 };
 use aos_transport::frame::{Channel, Envelope, MessageKind};
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::writer::Outgoing;
@@ -51,7 +52,7 @@ impl LinkActor {
 }
 
 impl Handler<Request> for LinkActor {
-    type Result = ResponseFuture<Result<Vec<u8>, LinkError>>;
+    type Result = ResponseFuture<Result<Bytes, LinkError>>;
 
     fn handle(&mut self, msg: Request, ctx: &mut Context<Self>) -> Self::Result {
         let Request {

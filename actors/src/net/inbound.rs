@@ -1,5 +1,6 @@
 //! What a link does with each frame the peer sends.
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -88,7 +89,7 @@ impl LinkActor {
     }
 
     /// Hand an answer to the request waiting on `correlation`; a late or unknown answer is dropped.
-    fn answer(&mut self, correlation: u64, result: Result<Vec<u8>, LinkError>) {
+    fn answer(&mut self, correlation: u64, result: Result<Bytes, LinkError>) {
         match self.pending.remove(&correlation) {
             Some(waiter) => {
                 let _ = waiter.send(result);
@@ -106,14 +107,14 @@ impl LinkActor {
         &mut self,
         channel: Channel,
         correlation: u64,
-        body: Vec<u8>,
+        body: Bytes,
         outbox: Outbox,
         peer: Option<Arc<PeerIdentity>>,
     ) {
-        let reply = move |result: Result<Vec<u8>, WireError>| {
+        let reply = move |result: Result<Bytes, WireError>| {
             let (kind, body) = match result {
                 Ok(body) => (MessageKind::Response, body),
-                Err(err) => (MessageKind::Error, err.encode()),
+                Err(err) => (MessageKind::Error, Bytes::from(err.encode())),
             };
             let _ = outbox.send(Outgoing::frame(Envelope::new(
                 channel,
@@ -152,7 +153,7 @@ impl LinkActor {
     }
 
     /// Send an event to the channel's subscribers.
-    fn deliver(&mut self, channel: Channel, body: Vec<u8>, peer: Option<Arc<PeerIdentity>>) {
+    fn deliver(&mut self, channel: Channel, body: Bytes, peer: Option<Arc<PeerIdentity>>) {
         let Some(subscribers) = self.routes.events.get_mut(&channel) else {
             return;
         };

@@ -56,7 +56,7 @@ pub struct LinkActor {
 }
 
 /// Where a request's answer goes.
-pub(super) type Waiter = oneshot::Sender<Result<Vec<u8>, LinkError>>;
+pub(super) type Waiter = oneshot::Sender<Result<bytes::Bytes, LinkError>>;
 
 enum Role {
     Dial {

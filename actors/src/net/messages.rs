@@ -1,5 +1,6 @@
 //! Messages a link actor handles, and the messages it sends to handlers and subscribers.
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -16,12 +17,12 @@ use super::{LinkError, LinkState, StateChanged, WireError};
 /// when the connection drops before the answer, with [`LinkError::Timeout`] after `timeout` (or the link's
 /// `request_timeout`), and with [`LinkError::Remote`] when the peer answers with an error.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<u8>, LinkError>")]
+#[rtype(result = "Result<Bytes, LinkError>")]
 pub struct Request {
     /// The channel (not `Control`).
     pub channel: Channel,
     /// The request body (typically `aos_transport::frame::encode_body` of an API type).
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// This request's timeout instead of the link's `request_timeout`.
     pub timeout: Option<Duration>,
 }
@@ -34,19 +35,19 @@ pub struct Publish {
     /// The channel (not `Control`).
     pub channel: Channel,
     /// The event body.
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// A request from the peer, for the handler registered on its channel. The handler answers with the
 /// response body or a [`WireError`]; it may answer later (return an actix `ResponseFuture`), the link keeps
 /// serving other requests meanwhile.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<u8>, WireError>")]
+#[rtype(result = "Result<Bytes, WireError>")]
 pub struct Incoming {
     /// The channel it came on.
     pub channel: Channel,
     /// The request body.
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// The peer's verified identity (authorize on it).
     pub peer: Option<Arc<PeerIdentity>>,
 }
@@ -58,7 +59,7 @@ pub struct Event {
     /// The channel it came on.
     pub channel: Channel,
     /// The event body.
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// The peer's verified identity.
     pub peer: Option<Arc<PeerIdentity>>,
 }

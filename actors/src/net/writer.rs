@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aos_transport::frame::{Channel, Envelope, FrameCodec, MessageKind};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Encoder;
@@ -14,6 +14,9 @@ use super::LinkError;
 
 /// Stop adding frames to a batch once it holds this many bytes.
 const BATCH_BYTES: usize = 256 * 1024;
+/// Bodies at least this long are not copied into the batch buffer: the stream gets them as their own slice
+/// of a vectored write (TLS copies them once, into its records, as it would any write).
+const ZERO_COPY_BODY: usize = 8 * 1024;
 
 /// Written-and-flushed confirmation of one frame.
 pub(super) type Written = oneshot::Sender<Result<(), LinkError>>;
@@ -123,6 +126,8 @@ pub(super) async fn run<W: AsyncWrite + Unpin>(
     mut codec: FrameCodec,
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut segments: Vec<Bytes> = Vec::new();
+    let mut batch_len = 0;
     let mut confirmations: Vec<Written> = Vec::new();
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
@@ -130,8 +135,19 @@ pub(super) async fn run<W: AsyncWrite + Unpin>(
         while let Some(item) = next.take() {
             match item {
                 Outgoing::Frame { envelope, written } => {
-                    match codec.encode(&envelope, &mut buf) {
-                        Ok(()) => confirmations.extend(written),
+                    let encoded = if envelope.body.len() >= ZERO_COPY_BODY {
+                        codec.encode_head(&envelope, &mut buf).map(|()| {
+                            segments.push(buf.split().freeze());
+                            segments.push(envelope.body.clone());
+                        })
+                    } else {
+                        codec.encode(&envelope, &mut buf)
+                    };
+                    match encoded {
+                        Ok(()) => {
+                            batch_len += envelope.body.len();
+                            confirmations.extend(written);
+                        }
                         Err(err) => {
                             // Bodies are checked against the frame size before they are queued, so this
                             // only happens if that check and the codec disagree; fail that frame alone.
@@ -150,14 +166,17 @@ pub(super) async fn run<W: AsyncWrite + Unpin>(
                     break;
                 }
             }
-            if buf.len() < BATCH_BYTES {
+            if batch_len + buf.len() < BATCH_BYTES {
                 next = queue.try_recv();
             }
         }
         if !buf.is_empty() {
-            io.write_all(&buf).await?;
+            segments.push(buf.split().freeze());
+        }
+        if !segments.is_empty() {
+            write_all_vectored(&mut io, &mut segments).await?;
             io.flush().await?;
-            buf.clear();
+            batch_len = 0;
             for written in confirmations.drain(..) {
                 let _ = written.send(Ok(()));
             }
@@ -173,4 +192,34 @@ pub(super) async fn run<W: AsyncWrite + Unpin>(
         }
     }
     io.shutdown().await
+}
+
+/// Write every segment (in order), using vectored writes; empties `segments`.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    segments: &mut Vec<Bytes>,
+) -> io::Result<()> {
+    let mut first = 0;
+    while first < segments.len() {
+        let slices: Vec<io::IoSlice<'_>> = segments[first..]
+            .iter()
+            .map(|b| io::IoSlice::new(b))
+            .collect();
+        let mut written = io.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let head = &mut segments[first];
+            if written >= head.len() {
+                written -= head.len();
+                first += 1;
+            } else {
+                let _ = head.split_to(written);
+                written = 0;
+            }
+        }
+    }
+    segments.clear();
+    Ok(())
 }

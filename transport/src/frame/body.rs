@@ -9,7 +9,7 @@
 //! gigabytes: one decode never allocates more than 16 KiB or `64 ×` its input, whichever is larger (at
 //! most 256 MiB).
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,35 @@ struct WireEnvelope<'a> {
     body: &'a [u8],
 }
 
+/// The envelope header as bincode sees it: the body replaced by its length. bincode writes a byte string as
+/// its length (a `u64` varint) followed by the bytes, so this encoding followed by the body bytes is exactly
+/// the encoding of the whole [`WireEnvelope`].
+#[derive(Serialize)]
+struct WireHead {
+    version: u16,
+    channel: u8,
+    correlation: u64,
+    kind: u8,
+    body_len: u64,
+}
+
+/// Appends the bincode encoding of `env` without its body bytes to `dst`; returns the bytes written.
+pub(super) fn encode_envelope_head(
+    env: &Envelope,
+    dst: &mut BytesMut,
+) -> Result<usize, FrameError> {
+    let head = WireHead {
+        version: env.version,
+        channel: env.channel.id(),
+        correlation: env.correlation,
+        kind: env.kind.id(),
+        body_len: env.body.len() as u64,
+    };
+    let mut writer = dst.writer();
+    bincode::serde::encode_into_std_write(&head, &mut writer, bincode::config::standard())
+        .map_err(|e| FrameError::Encode(e.to_string()))
+}
+
 /// Appends the bincode encoding of `env` to `dst`; returns the number of bytes written.
 pub(super) fn encode_envelope(env: &Envelope, dst: &mut BytesMut) -> Result<usize, FrameError> {
     let wire = WireEnvelope {
@@ -68,7 +97,7 @@ pub(super) fn encode_envelope(env: &Envelope, dst: &mut BytesMut) -> Result<usiz
 ///
 /// The version is read first, so a frame of another protocol version fails with
 /// [`FrameError::UnknownVersion`] whatever follows it.
-pub(super) fn decode_envelope(frame: &[u8]) -> Result<Envelope, FrameError> {
+pub(super) fn decode_envelope(frame: &Bytes) -> Result<Envelope, FrameError> {
     let version: u16 = decode_borrowed_prefix(frame)?.0;
     if version != PROTOCOL_VERSION {
         return Err(FrameError::UnknownVersion {
@@ -87,7 +116,8 @@ pub(super) fn decode_envelope(frame: &[u8]) -> Result<Envelope, FrameError> {
         channel: Channel::try_from(wire.channel)?,
         correlation: wire.correlation,
         kind: MessageKind::try_from(wire.kind)?,
-        body: wire.body.to_vec(),
+        // Zero copy: the body is a slice of the frame buffer.
+        body: frame.slice_ref(wire.body),
     })
 }
 

@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::body::{decode_envelope, encode_envelope};
+use super::body::{decode_envelope, encode_envelope, encode_envelope_head};
 use super::{Envelope, FrameError};
 
 /// Size of the big-endian `u32` length prefix in front of every frame.
@@ -92,8 +92,8 @@ impl Decoder for FrameCodec {
             src.reserve(total - src.len());
             return Ok(None);
         }
-        let frame = src.split_to(total);
-        match decode_envelope(&frame[LENGTH_PREFIX_LEN..]) {
+        let frame = src.split_to(total).freeze().slice(LENGTH_PREFIX_LEN..);
+        match decode_envelope(&frame) {
             Ok(env) => Ok(Some(env)),
             Err(e) => Err(self.fail(e)),
         }
@@ -129,6 +129,36 @@ impl Encoder<&Envelope> for FrameCodec {
                 return Err(e);
             }
         };
+        if written > self.max_frame_size {
+            dst.truncate(start);
+            return Err(FrameError::TooLarge {
+                len: written,
+                max: self.max_frame_size,
+            });
+        }
+        // `written <= max_frame_size <= MAX_FRAME_SIZE_CEILING`, so it fits in the u32 prefix.
+        let prefix = (written as u32).to_be_bytes();
+        dst[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&prefix);
+        Ok(())
+    }
+}
+
+impl FrameCodec {
+    /// Appends the frame of `env` *without its body bytes* to `dst`: the length prefix, the envelope header
+    /// and the body length. Writing `env.body` right after it gives exactly the bytes [`Encoder::encode`]
+    /// writes, so a writer can hand a large body to the stream without copying it into the frame buffer.
+    pub fn encode_head(&mut self, env: &Envelope, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let start = dst.len();
+        dst.reserve(LENGTH_PREFIX_LEN + ENVELOPE_HEADER_MAX);
+        dst.put_u32(0);
+        let head = match encode_envelope_head(env, dst) {
+            Ok(n) => n,
+            Err(e) => {
+                dst.truncate(start);
+                return Err(e);
+            }
+        };
+        let written = head + env.body.len();
         if written > self.max_frame_size {
             dst.truncate(start);
             return Err(FrameError::TooLarge {
@@ -192,6 +222,24 @@ mod tests {
         let back = FrameCodec::default().decode(&mut buf).unwrap().unwrap();
         assert_eq!(back, e);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn head_plus_body_is_the_whole_frame() {
+        for len in [0usize, 1, 127, 128, 300, 70_000] {
+            let e = env(vec![0x5a; len]);
+            let mut head = BytesMut::new();
+            FrameCodec::default().encode_head(&e, &mut head).unwrap();
+            head.extend_from_slice(&e.body);
+            assert_eq!(head, encoded(&e), "body of {len} bytes");
+        }
+        let mut small = FrameCodec::new(1024).unwrap();
+        let mut dst = BytesMut::new();
+        assert!(matches!(
+            small.encode_head(&env(vec![0; 2000]), &mut dst),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(dst.is_empty(), "nothing written on error");
     }
 
     #[test]
@@ -432,7 +480,7 @@ mod tests {
 
         let bad: Vec<_> = bad_reader.collect().await;
         assert_eq!(bad.len(), 2, "{bad:?}");
-        assert_eq!(bad[0].as_ref().unwrap().body, b"first");
+        assert_eq!(&bad[0].as_ref().unwrap().body[..], b"first");
         assert!(
             matches!(bad[1], Err(FrameError::Malformed(_))),
             "{:?}",

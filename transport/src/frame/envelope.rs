@@ -1,5 +1,7 @@
 //! The envelope every frame carries, and its channel and message-kind ids.
 
+use bytes::Bytes;
+
 use super::FrameError;
 
 /// The protocol version this build writes and the only one it accepts.
@@ -8,7 +10,8 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// One message on a link: routing header plus opaque body bytes.
 ///
 /// The body is usually an API value encoded with [`encode_body`](super::encode_body); the codec treats it as
-/// bytes (`serde_bytes`, copied once).
+/// bytes. It is a [`Bytes`]: decoding slices it out of the frame buffer without copying, and one body can be
+/// sent on many links without copying.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// Protocol version ([`PROTOCOL_VERSION`] for every frame this build writes).
@@ -20,18 +23,23 @@ pub struct Envelope {
     /// What the message is.
     pub kind: MessageKind,
     /// The payload.
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 impl Envelope {
     /// An envelope of the current [`PROTOCOL_VERSION`].
-    pub fn new(channel: Channel, correlation: u64, kind: MessageKind, body: Vec<u8>) -> Self {
+    pub fn new(
+        channel: Channel,
+        correlation: u64,
+        kind: MessageKind,
+        body: impl Into<Bytes>,
+    ) -> Self {
         Envelope {
             version: PROTOCOL_VERSION,
             channel,
             correlation,
             kind,
-            body,
+            body: body.into(),
         }
     }
 }

@@ -195,7 +195,7 @@ async fn local_sends_fail_as_backlogged_when_the_peer_does_not_read() {
         .map(|_| {
             link.addr().send(Publish {
                 channel: Channel::CmOpen,
-                body: vec![1; 32 * 1024],
+                body: vec![1; 32 * 1024].into(),
             })
         })
         .collect();

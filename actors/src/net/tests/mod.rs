@@ -181,12 +181,12 @@ impl Actor for Echo {
 }
 
 impl Handler<Incoming> for Echo {
-    type Result = Result<Vec<u8>, WireError>;
+    type Result = Result<bytes::Bytes, WireError>;
 
     fn handle(&mut self, msg: Incoming, _: &mut Context<Self>) -> Self::Result {
         let mut answer = vec![msg.channel.id()];
         answer.extend_from_slice(&msg.body);
-        Ok(answer)
+        Ok(answer.into())
     }
 }
 
@@ -206,7 +206,7 @@ pub fn echo_routes() -> Routes {
 }
 
 /// A request held by a [`Gate`]: its body and where its answer goes.
-pub type Held = (Vec<u8>, oneshot::Sender<Result<Vec<u8>, WireError>>);
+pub type Held = (Vec<u8>, oneshot::Sender<Result<bytes::Bytes, WireError>>);
 
 /// Holds every request until the test answers it: each request's answer slot goes to the test.
 pub struct Gate {
@@ -218,11 +218,11 @@ impl Actor for Gate {
 }
 
 impl Handler<Incoming> for Gate {
-    type Result = ResponseFuture<Result<Vec<u8>, WireError>>;
+    type Result = ResponseFuture<Result<bytes::Bytes, WireError>>;
 
     fn handle(&mut self, msg: Incoming, _: &mut Context<Self>) -> Self::Result {
         let (answer, answered) = oneshot::channel();
-        let _ = self.held.send((msg.body, answer));
+        let _ = self.held.send((msg.body.to_vec(), answer));
         Box::pin(async move {
             answered.await.unwrap_or_else(|_| {
                 Err(WireError::new(

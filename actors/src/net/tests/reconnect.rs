@@ -19,7 +19,10 @@ async fn after_a_server_restart_the_dialer_reconnects_and_requests_work_again() 
     let link = net.dial(&pool, addr, Routes::new().watch_state(watch));
     states.connected().await;
     assert_eq!(
-        link.request(Channel::CmOpen, b"1".to_vec()).await.unwrap(),
+        link.request(Channel::CmOpen, b"1".to_vec())
+            .await
+            .unwrap()
+            .to_vec(),
         [Channel::CmOpen.id(), b'1']
     );
 
@@ -46,7 +49,8 @@ async fn after_a_server_restart_the_dialer_reconnects_and_requests_work_again() 
     assert_eq!(
         link.request(Channel::IamSecure, b"2".to_vec())
             .await
-            .unwrap(),
+            .unwrap()
+            .to_vec(),
         [Channel::IamSecure.id(), b'2']
     );
     // Two connections, two full handshakes signed by the server's token.

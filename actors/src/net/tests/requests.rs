@@ -81,7 +81,7 @@ async fn handler_errors_cross_the_wire_typed_and_a_channel_without_handler_says_
         type Context = actix::Context<Self>;
     }
     impl actix::Handler<Incoming> for Refuse {
-        type Result = Result<Vec<u8>, WireError>;
+        type Result = Result<bytes::Bytes, WireError>;
         fn handle(&mut self, msg: Incoming, _: &mut actix::Context<Self>) -> Self::Result {
             Err(WireError::new(
                 ErrorCode(4242),
@@ -141,11 +141,11 @@ async fn events_reach_the_subscribers_of_their_channel_with_the_senders_identity
     }
     let event = within("cm event", cm_rx.recv()).await.unwrap();
     assert_eq!(event.channel, Channel::CmSecure);
-    assert_eq!(event.body, b"cert renewed");
+    assert_eq!(&event.body[..], b"cert renewed");
     assert_eq!(event.peer.as_deref(), Some(&id("n1", Role::Sm)));
     for i in 0..100u8 {
         let event = within("iam event", iam_rx.recv()).await.unwrap();
-        assert_eq!(event.body, [i], "events arrive in order");
+        assert_eq!(&event.body[..], [i], "events arrive in order");
     }
     // A request after the events still works and nothing else reached the CM subscriber.
     link.request(Channel::IamOpen, vec![]).await.unwrap();
@@ -172,22 +172,22 @@ async fn a_request_times_out_the_late_answer_is_dropped_and_the_link_stays_usabl
     // The handler got the request; answer it now, too late.
     let (body, answer) = within("held request", held.recv()).await.unwrap();
     assert_eq!(body, b"slow");
-    answer.send(Ok(b"late".to_vec())).unwrap();
+    answer.send(Ok(b"late".to_vec().into())).unwrap();
 
     // The next requests get their own answers, not the late one.
     for channel in [Channel::IamOpen, Channel::CmSecure] {
         let answer = link.request(channel, b"next".to_vec()).await.unwrap();
-        assert_eq!(answer, [&[channel.id()][..], b"next"].concat());
+        assert_eq!(answer.to_vec(), [&[channel.id()][..], b"next"].concat());
     }
     let pending = link.request(Channel::IamSecure, b"second".to_vec());
     let answer_it = async {
         let (body, answer) = held.recv().await.unwrap();
         answer
-            .send(Ok([b"re:".as_slice(), &body].concat()))
+            .send(Ok([b"re:".as_slice(), &body].concat().into()))
             .unwrap();
     };
     let (answer, ()) = within("gated answer", async { tokio::join!(pending, answer_it) }).await;
-    assert_eq!(answer.unwrap(), b"re:second");
+    assert_eq!(&answer.unwrap()[..], b"re:second");
     assert_eq!(
         link.status().await.unwrap().in_flight,
         0,
