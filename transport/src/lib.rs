@@ -12,3 +12,4 @@
 #![deny(unsafe_code)]
 
 pub mod frame;
+pub mod link;
