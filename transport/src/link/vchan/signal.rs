@@ -192,6 +192,9 @@ impl Drop for Signal {
     }
 }
 
+/// Condition checks (each followed by a `sched_yield`) before the waiter thread sleeps on the futex.
+const SPIN_ROUNDS: u32 = 100;
+
 fn waiter_loop(shared: &Shared, me: usize, side: &Side, liveness_interval: Duration) {
     let bell = &shared.header().bells[me].0;
     let timeout = futex::Timespec {
@@ -211,6 +214,17 @@ fn waiter_loop(shared: &Shared, me: usize, side: &Side, liveness_interval: Durat
         if !(want_read || want_write || want_connect) {
             std::thread::park();
             continue;
+        }
+        // Poll a little before sleeping: a reply often arrives within microseconds, and while we poll the
+        // peer makes no futex call.
+        for _ in 0..SPIN_ROUNDS {
+            let ready = (want_read
+                && (shared.readable(in_ring) || shared.producer_closed(in_ring)))
+                || (want_write && (shared.writable(out_ring) || shared.consumer_closed(out_ring)));
+            if ready || side.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::yield_now();
         }
         bell.sleeping.store(1, Ordering::SeqCst);
         let seq = bell.seq.load(Ordering::SeqCst);
