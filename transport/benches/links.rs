@@ -85,15 +85,25 @@ async fn throughput(s: &mut impl Io, size: usize, count: u64) -> f64 {
 
 /// Round trips per second of `size`-byte messages echoed back.
 async fn round_trips(s: &mut impl Io, size: usize, count: u64) -> f64 {
-    let msg = vec![0xA5u8; size];
+    let mut msg = vec![0xA5u8; size];
     let mut back = vec![0u8; size];
     command(s, ECHO, size, count).await;
     let start = Instant::now();
-    for _ in 0..count {
+    for i in 0..count {
+        // Mark both ends of each message, so a lost or stale echo is caught.
+        let mark = i as u8;
+        msg[0] = mark;
+        msg[size - 1] = mark;
         s.write_all(&msg).await.unwrap();
         s.read_exact(&mut back).await.unwrap();
+        assert!(
+            back[0] == mark && back[size - 1] == mark,
+            "echo {i} came back different"
+        );
     }
-    count as f64 / start.elapsed().as_secs_f64()
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    assert!(back == msg, "the last echo came back different");
+    rate
 }
 
 #[derive(Clone, Copy)]
