@@ -12,4 +12,5 @@
 #![deny(unsafe_code)]
 
 pub mod frame;
+pub mod link;
 pub mod tls;

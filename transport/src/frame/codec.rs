@@ -243,6 +243,18 @@ mod tests {
     }
 
     #[test]
+    fn wire_bytes_match_the_documented_example() {
+        // docs/transport-frames.md: a Ping on the control channel, correlation 7, empty body.
+        let buf = encoded(&Envelope::new(
+            Channel::Control,
+            7,
+            MessageKind::Ping,
+            vec![],
+        ));
+        assert_eq!(&buf[..], &[0, 0, 0, 5, 1, 0, 7, 4, 0]);
+    }
+
+    #[test]
     fn partial_frames_wait_for_more_bytes() {
         let full = encoded(&env(vec![9; 100]));
         let mut codec = FrameCodec::default();
