@@ -22,6 +22,8 @@ install_test_deps() {
   command -v softhsm2-util >/dev/null || need+=(softhsm2)
   command -v pkcs11-tool >/dev/null || need+=(opensc)
   command -v openssl >/dev/null || need+=(openssl)
+  # libxenvchan for the `xen` link backend (compiled and linked in tests; it cannot run without Xen).
+  [[ -e /usr/include/libxenvchan.h ]] || need+=(libxen-dev)
   if ((${#need[@]})); then
     apt_install "${need[@]}"
   fi
