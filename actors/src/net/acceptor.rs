@@ -119,3 +119,25 @@ pub fn serve_tcp(listener: TcpListener, acceptor: LinkAcceptor) -> JoinHandle<()
         }
     })
 }
+
+/// Accept connections of any link kind on `listener` until the returned task is aborted, handing each to
+/// `acceptor`. TCP listeners should prefer [`serve_tcp`], which moves each socket onto its link's arbiter;
+/// here the stream stays driven by the reactor of the arbiter that accepted it.
+pub fn serve_link(
+    mut listener: aos_transport::link::Listener,
+    acceptor: LinkAcceptor,
+) -> JoinHandle<()> {
+    actix_rt::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok(accepted) => {
+                    acceptor.take(accepted.link, accepted.peer);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+}

@@ -65,3 +65,43 @@ impl Dialer for TcpDialer {
         format!("tcp://{}", self.addr)
     }
 }
+
+/// Dials any link kind (`tcp://`, `unix://`, `vchan://`, `vchan-mem://`, `xen://`) with
+/// `aos_transport::link::connect_with`.
+#[derive(Debug, Clone)]
+pub struct LinkDialer {
+    addr: aos_transport::link::LinkAddr,
+    options: aos_transport::link::LinkOptions,
+}
+
+// === impl LinkDialer ===
+
+impl LinkDialer {
+    /// A dialer for `addr` with default link options.
+    pub fn new(addr: aos_transport::link::LinkAddr) -> Self {
+        Self::with_options(addr, aos_transport::link::LinkOptions::default())
+    }
+
+    /// A dialer for `addr` with `options` (e.g. the vchan ring size).
+    pub fn with_options(
+        addr: aos_transport::link::LinkAddr,
+        options: aos_transport::link::LinkOptions,
+    ) -> Self {
+        LinkDialer { addr, options }
+    }
+}
+
+impl Dialer for LinkDialer {
+    fn dial(&self) -> DialFuture {
+        let (addr, options) = (self.addr.clone(), self.options.clone());
+        Box::pin(async move {
+            aos_transport::link::connect_with(&addr, &options)
+                .await
+                .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e.to_string()))
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.addr.to_string()
+    }
+}

@@ -39,10 +39,10 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use acceptor::{serve_tcp, LinkAcceptor};
+pub use acceptor::{serve_link, serve_tcp, LinkAcceptor};
 pub use backoff::Backoff;
 pub use config::{LinkConfig, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_REQUEST_TIMEOUT};
-pub use dialer::{DialFuture, Dialer, TcpDialer};
+pub use dialer::{DialFuture, Dialer, LinkDialer, TcpDialer};
 pub use error::{DisconnectReason, LinkError};
 pub use handle::Link;
 pub use link::{ClientTls, LinkActor};

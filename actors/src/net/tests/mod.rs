@@ -4,6 +4,7 @@
 
 mod certs;
 mod hostile;
+mod link_kinds;
 mod reconnect;
 mod requests;
 
