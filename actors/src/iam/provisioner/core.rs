@@ -10,7 +10,7 @@ use aos_config::{CertModuleConfig, ProvisioningConfig, TokenSelector, DEFAULT_TO
 use aos_pkcs11::{Module, PinSource};
 
 use super::hooks::run_hook;
-use super::password::{backoff, Password, Verifier};
+use super::password::{backoff, Password, PasswordMemo, Verifier};
 use super::state::{NodeState, StateFile, StateRecord};
 use super::ProvisionError;
 use crate::clock::Clock;
@@ -66,6 +66,7 @@ pub(super) struct ProvisionerCore {
     handler: Addr<CertHandler>,
     clock: Arc<dyn Clock>,
     options: ProvisionerOptions,
+    memo: PasswordMemo,
 }
 
 impl ProvisionerCore {
@@ -77,7 +78,12 @@ impl ProvisionerCore {
         options: ProvisionerOptions,
     ) -> Result<Self, ProvisionError> {
         let record = state_file.load()?;
+        let memo = PasswordMemo::new().map_err(|message| ProvisionError::StateFile {
+            path: state_file.path().to_owned(),
+            message,
+        })?;
         Ok(ProvisionerCore {
+            memo,
             state_file,
             record,
             hooks,
@@ -152,8 +158,14 @@ impl ProvisionerCore {
     /// Check `password` against the stored verifier (after the backoff check).
     fn verify(&mut self, password: &Password) -> Result<(), ProvisionError> {
         self.check_backoff()?;
+        if self.record.password.is_some() && self.memo.matches(password) {
+            return self.record_success();
+        }
         match &self.record.password {
-            Some(v) if v.matches(password) => self.record_success(),
+            Some(v) if v.matches(password) => {
+                self.memo.remember(password);
+                self.record_success()
+            }
             Some(_) => Err(self.record_failure()),
             None => Ok(()),
         }
@@ -300,6 +312,7 @@ impl ProvisionerCore {
                     message,
                 })?,
             );
+        self.memo.remember(&password);
         self.set_state(NodeState::Starting)?;
         self.crash_point(Step::MarkedStarting)?;
 
@@ -394,6 +407,7 @@ impl ProvisionerCore {
         }
         self.release_all(&modules).await?;
         self.record.password = None;
+        self.memo.forget();
         self.set_state(NodeState::Unprovisioned)?;
         tracing::info!(target: "audit", "node deprovisioned");
         Ok(())

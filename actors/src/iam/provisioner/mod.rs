@@ -26,7 +26,9 @@ use aos_config::ProvisioningConfig;
 pub use self::core::{ProvisionerOptions, Step};
 pub use error::ProvisionError;
 pub use hooks::run_hook;
-pub use password::{backoff, Password, Verifier, BACKOFF_BASE, BACKOFF_MAX, FREE_ATTEMPTS};
+pub use password::{
+    backoff, Password, PasswordMemo, Verifier, BACKOFF_BASE, BACKOFF_MAX, FREE_ATTEMPTS,
+};
 pub use state::{NodeState, StateFile, StateRecord};
 
 use self::core::ProvisionerCore;

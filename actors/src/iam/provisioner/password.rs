@@ -80,6 +80,64 @@ impl Verifier {
     }
 }
 
+/// Remembers, for this process only, the last password that passed verification, as a keyed hash under a
+/// random per-process key: repeated checks of the same password (FinishProvisioning after Start, one
+/// CreateKey per cert type) then cost one HMAC instead of a PBKDF2 derivation each. A different password
+/// still goes through PBKDF2 (and the attempt limiting). Forget it whenever the verifier changes.
+pub struct PasswordMemo {
+    key: aws_lc_rs::hmac::Key,
+    remembered: Option<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+impl PasswordMemo {
+    /// An empty memo with a fresh random key.
+    pub fn new() -> Result<Self, String> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let key = aws_lc_rs::hmac::Key::generate(aws_lc_rs::hmac::HMAC_SHA256, &rng)
+            .map_err(|e| e.to_string())?;
+        Ok(PasswordMemo {
+            key,
+            remembered: None,
+        })
+    }
+
+    fn tag(&self, password: &Password) -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(
+            aws_lc_rs::hmac::sign(&self.key, password.expose().as_bytes())
+                .as_ref()
+                .to_vec(),
+        )
+    }
+
+    /// Remember `password` as verified.
+    pub fn remember(&mut self, password: &Password) {
+        self.remembered = Some(self.tag(password));
+    }
+
+    /// Whether `password` is the remembered one (constant time).
+    pub fn matches(&self, password: &Password) -> bool {
+        match &self.remembered {
+            Some(tag) => {
+                aws_lc_rs::constant_time::verify_slices_are_equal(tag, &self.tag(password)).is_ok()
+            }
+            None => false,
+        }
+    }
+
+    /// Forget the remembered password.
+    pub fn forget(&mut self) {
+        self.remembered = None;
+    }
+}
+
+impl std::fmt::Debug for PasswordMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordMemo")
+            .field("remembered", &self.remembered.is_some())
+            .finish()
+    }
+}
+
 /// How long after the last failure the next attempt is allowed, given `failures` consecutive failures.
 pub fn backoff(failures: u32) -> Duration {
     if failures < FREE_ATTEMPTS {
@@ -103,6 +161,18 @@ mod tests {
         assert!(!format!("{v:?}").contains(&v.hash));
         let w = Verifier::new(&Password::new("correct horse")).unwrap();
         assert_ne!(v.salt, w.salt, "fresh salt each time");
+    }
+
+    #[test]
+    fn memo_matches_only_the_remembered_password() {
+        let mut memo = PasswordMemo::new().unwrap();
+        assert!(!memo.matches(&Password::new("secret-one")));
+        memo.remember(&Password::new("secret-one"));
+        assert!(memo.matches(&Password::new("secret-one")));
+        assert!(!memo.matches(&Password::new("secret-two")));
+        assert!(!format!("{memo:?}").contains("secret"));
+        memo.forget();
+        assert!(!memo.matches(&Password::new("secret-one")));
     }
 
     #[test]
