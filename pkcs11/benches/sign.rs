@@ -19,32 +19,58 @@ use cryptoki::types::AuthPin;
 use rustls::SignatureScheme;
 
 fn main() {
-    let rounds: usize = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(30);
+    let rounds: usize = std::env::args()
+        .filter_map(|a| a.parse().ok())
+        .next()
+        .unwrap_or(30);
     let hsm = SoftHsm::new();
     let token = hsm.token("bench");
     let message = [0x5au8; 512];
     println!("signing: TokenKey::sign versus bare cryptoki C_Sign, {rounds} interleaved rounds");
     for (algorithm, scheme, per_round) in [
-        (KeyAlgorithm::EccP384, SignatureScheme::ECDSA_NISTP384_SHA384, 40),
-        (KeyAlgorithm::EccP256, SignatureScheme::ECDSA_NISTP256_SHA256, 400),
+        (
+            KeyAlgorithm::EccP384,
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            40,
+        ),
+        (
+            KeyAlgorithm::EccP256,
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            400,
+        ),
         (KeyAlgorithm::Rsa2048, SignatureScheme::RSA_PKCS1_SHA256, 40),
     ] {
-        let pair = token.generate_key_pair("bench", algorithm).expect("key pair");
+        let pair = token
+            .generate_key_pair("bench", algorithm)
+            .expect("key pair");
         let private = pair.private;
         let key = TokenKey::new(token.clone(), pair).expect("token key");
-        let session = hsm.module().context().open_rw_session(token.slot()).expect("session");
+        let session = hsm
+            .module()
+            .context()
+            .open_rw_session(token.slot())
+            .expect("session");
         // Already logged in through the token's keeper session; login state is per application.
-        let _ = session.login(UserType::User, Some(&AuthPin::new(aos_pkcs11::testkit::USER_PIN.into())));
+        let _ = session.login(
+            UserType::User,
+            Some(&AuthPin::new(aos_pkcs11::testkit::USER_PIN.into())),
+        );
         let bare = || match algorithm {
             KeyAlgorithm::EccP384 => {
                 let hash = digest::digest(&digest::SHA384, &message);
-                session.sign(&Mechanism::Ecdsa, private, hash.as_ref()).expect("sign")
+                session
+                    .sign(&Mechanism::Ecdsa, private, hash.as_ref())
+                    .expect("sign")
             }
             KeyAlgorithm::EccP256 => {
                 let hash = digest::digest(&digest::SHA256, &message);
-                session.sign(&Mechanism::Ecdsa, private, hash.as_ref()).expect("sign")
+                session
+                    .sign(&Mechanism::Ecdsa, private, hash.as_ref())
+                    .expect("sign")
             }
-            KeyAlgorithm::Rsa2048 => session.sign(&Mechanism::Sha256RsaPkcs, private, &message).expect("sign"),
+            KeyAlgorithm::Rsa2048 => session
+                .sign(&Mechanism::Sha256RsaPkcs, private, &message)
+                .expect("sign"),
         };
         // Warm-up.
         for _ in 0..per_round {

@@ -2,6 +2,7 @@
 
 pub mod cert_handler;
 pub mod cert_module;
+pub mod core;
 pub mod permissions;
 pub mod provisioner;
 pub mod service;
