@@ -1,0 +1,97 @@
+//! The CM ⇄ SM protocol, on [`SM_CHANNEL`] of an SM's link to the CM's SM controller (mutual TLS; the
+//! controller accepts role `sm` only and knows each SM by the node of its certificate).
+//!
+//! | direction | message | answer |
+//! |---|---|---|
+//! | CM → SM, request | [`SmRequest::DesiredInstances`]: the whole set the node should run | [`SmResult`]: the status of every instance |
+//! | CM → SM, request | [`SmRequest::GetStatus`] | the same |
+//! | SM → CM, event | [`SmEvent::Status`]: the status of every instance, after a change (an instance exited, a restart) | — |
+
+use std::collections::BTreeMap;
+
+use aos_transport::frame::Channel;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::iam::permissions::{InstanceIdent, Permissions};
+
+/// The channel of the SM protocol (both directions).
+pub const SM_CHANNEL: Channel = Channel::CmSecure;
+
+/// One service instance a node should run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Which instance.
+    pub ident: InstanceIdent,
+    /// What it may do on functional servers (registered with IAM before it starts).
+    pub permissions: Permissions,
+    /// How to run it.
+    pub run: RunSpec,
+}
+
+/// How an instance runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RunSpec {
+    /// A child process, started without a shell. Its environment is `PATH` (from the SM, or
+    /// `/usr/bin:/bin`), `env`, and `AOS_SECRET`; nothing else of the SM's environment is passed on.
+    Command {
+        /// The program (absolute path, or looked up in `PATH`).
+        program: String,
+        /// Its arguments (never the secret).
+        args: Vec<String>,
+        /// Extra environment variables (`AOS_SECRET` cannot be set here).
+        env: BTreeMap<String, String>,
+    },
+    /// A simulated instance (the simulator): the SM's simulated runner holds the secret.
+    Simulated,
+}
+
+/// CM → SM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SmRequest {
+    /// Run exactly these instances: start new ones, stop the ones no longer listed, re-register and restart
+    /// the ones whose spec changed.
+    DesiredInstances(Vec<InstanceSpec>),
+    /// The status of every instance.
+    GetStatus,
+}
+
+/// What an SM answers to an [`SmRequest`]: the status of every instance it knows, sorted by ident.
+pub type SmResult = Result<Vec<InstanceStatus>, ApiError>;
+
+/// SM → CM, one-way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SmEvent {
+    /// The status of every instance, after a change.
+    Status(Vec<InstanceStatus>),
+}
+
+/// How one instance stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// Which instance.
+    pub ident: InstanceIdent,
+    /// Its state.
+    pub state: InstanceState,
+    /// The process id while a child process runs.
+    pub pid: Option<u32>,
+}
+
+/// The state of an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum InstanceState {
+    /// Registered with IAM and started.
+    Running,
+    /// It ended by itself (`code` is the exit code, `None` when a signal ended it). It stays registered until
+    /// it is no longer desired.
+    Exited {
+        /// Exit code.
+        code: Option<i32>,
+    },
+    /// It could not be registered or started; the SM retries at its next reconciliation.
+    Failed(String),
+}
