@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use super::error::{CloudCallError, CmError};
 use crate::api::cloud::{CmAnswer, CmRequest, CsrRequest, SignResult, CLOUD_CHANNEL};
 use crate::net::{
-    ArbiterPool, BoxedStream, ClientTls, DialFuture, Dialer, Incoming, Link, LinkActor,
-    LinkConfig, LinkError, LinkState, Routes, StateChanged,
+    ArbiterPool, BoxedStream, ClientTls, DialFuture, Dialer, Incoming, Link, LinkActor, LinkConfig,
+    LinkError, LinkState, Routes, StateChanged,
 };
 
 /// Where the cloud is: how to reach it and the DNS name its certificate must carry.
@@ -186,10 +186,11 @@ impl CloudLinkActor {
             let link = stale.link;
             actix_rt::spawn(async move { link.close("superseded before connecting").await });
         }
-        let client_serial = self
-            .credentials
-            .current()
-            .and_then(|ck| ck.end_entity_cert().ok().map(|leaf| serial_of(leaf.as_ref())));
+        let client_serial = self.credentials.current().and_then(|ck| {
+            ck.end_entity_cert()
+                .ok()
+                .map(|leaf| serial_of(leaf.as_ref()))
+        });
         let routes = Routes::new()
             .handle(CLOUD_CHANNEL, self.handler.clone())
             .watch_state(ctx.address().recipient());

@@ -15,8 +15,8 @@
 //!
 //! [`Cm::start`] wires them from [`CmParts`] and [`CmOptions`]. See `docs/cm.md`.
 
-pub mod cloud_link;
 mod cloud_handler;
+pub mod cloud_link;
 mod credentials;
 mod error;
 mod iam_access;

@@ -72,7 +72,10 @@ pub async fn install(
                 step: CmStep::ApplyCert(cert.cert_type.clone()),
                 error: ApiError::new(
                     ErrorCode::InvalidArgument,
-                    format!("the cloud sent two chains for cert type {:?}", cert.cert_type),
+                    format!(
+                        "the cloud sent two chains for cert type {:?}",
+                        cert.cert_type
+                    ),
                 ),
             });
         }

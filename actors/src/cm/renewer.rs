@@ -74,10 +74,7 @@ mod tests {
             CloudCallError::Cloud(CloudFault::Unavailable("busy".into())),
             CloudCallError::Cloud(CloudFault::Unauthorized("no cm certificate".into())),
         ] {
-            assert!(matches!(
-                renew_error(retryable),
-                RenewError::Retryable(_)
-            ));
+            assert!(matches!(renew_error(retryable), RenewError::Retryable(_)));
         }
     }
 }

@@ -15,9 +15,7 @@ use rustls::RootCertStore;
 use tokio::net::TcpListener;
 
 use super::cloud_handler::CloudHandler;
-use super::cloud_link::{
-    CloudClient, CloudEndpoint, CloudLinkActor, CloudLinkOptions, Shutdown,
-};
+use super::cloud_link::{CloudClient, CloudEndpoint, CloudLinkActor, CloudLinkOptions, Shutdown};
 use super::error::CmError;
 use super::iam_access::IamAccess;
 use super::renewer::CloudRenewer;
@@ -119,9 +117,11 @@ impl Cm {
                     Some(&parts.credentials),
                     &options.tls,
                 )?;
-                options.cloud_link.link.codec().map_err(|e| {
-                    CmError::Link(crate::net::LinkError::InvalidConfig(e))
-                })?;
+                options
+                    .cloud_link
+                    .link
+                    .codec()
+                    .map_err(|e| CmError::Link(crate::net::LinkError::InvalidConfig(e)))?;
                 let in_flight = Arc::new(AtomicUsize::new(0));
                 let mut status = None;
                 let (iam, pool, creds) = (
@@ -146,9 +146,7 @@ impl Cm {
                     status = Some(actor.status());
                     actor
                 });
-                let status = status.ok_or_else(|| {
-                    CmError::Link(crate::net::LinkError::Stopped)
-                })?;
+                let status = status.ok_or_else(|| CmError::Link(crate::net::LinkError::Stopped))?;
                 let client =
                     CloudClient::new(actor.clone(), options.cloud_link.request_timeout, status);
                 Some((actor, client))
@@ -157,13 +155,12 @@ impl Cm {
         };
         let sm = match options.sm_listen {
             Some(addr) => {
-                let listener =
-                    TcpListener::bind(addr)
-                        .await
-                        .map_err(|source| CmError::Listen {
-                            addr: addr.to_string(),
-                            source,
-                        })?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| CmError::Listen {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
                 let tls = server_config(
                     &parts.credentials,
                     ClientAuth::Required {

@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 use super::error::{CmError, SmControlError};
 use crate::api::sm::{InstanceSpec, InstanceStatus, SmEvent, SmRequest, SmResult, SM_CHANNEL};
 use crate::net::{
-    serve_tcp, ArbiterPool, DisconnectReason, Event, Link, LinkAcceptor, LinkConfig,
-    LinkState, Routes, StateChanged,
+    serve_tcp, ArbiterPool, DisconnectReason, Event, Link, LinkAcceptor, LinkConfig, LinkState,
+    Routes, StateChanged,
 };
 
 /// What the controller knows about the unit's SMs.
@@ -64,7 +64,8 @@ impl SmControllerActor {
     fn push(
         &mut self,
         node: String,
-    ) -> Option<impl std::future::Future<Output = Result<Vec<InstanceStatus>, SmControlError>>> {
+    ) -> Option<impl std::future::Future<Output = Result<Vec<InstanceStatus>, SmControlError>>>
+    {
         let link = self.links.get(&node)?.clone();
         let specs = self.desired.get(&node).cloned().unwrap_or_default();
         let timeout = self.request_timeout;
@@ -106,11 +107,15 @@ impl Handler<StateChanged> for SmControllerActor {
 
     fn handle(&mut self, msg: StateChanged, ctx: &mut Context<Self>) {
         match msg.state {
-            LinkState::Connected { peer: Some(peer), .. } => {
+            LinkState::Connected {
+                peer: Some(peer), ..
+            } => {
                 let node = peer.node.clone();
                 tracing::info!(node = %node, "SM connected");
                 if let Some(old) = self.links.insert(node.clone(), Link::new(msg.link)) {
-                    actix_rt::spawn(async move { old.close("replaced by a newer connection").await });
+                    actix_rt::spawn(
+                        async move { old.close("replaced by a newer connection").await },
+                    );
                 }
                 self.update(|r| r.nodes.entry(node.clone()).or_default().connected = true);
                 if self.desired.contains_key(&node) {

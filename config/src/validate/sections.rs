@@ -247,13 +247,21 @@ pub(super) fn check_cm(config: &Config, issues: &mut Issues) {
         path.key("cloud_request_timeout"),
         cm.cloud_request_timeout,
     );
-    positive(issues, path.key("sm_request_timeout"), cm.sm_request_timeout);
+    positive(
+        issues,
+        path.key("sm_request_timeout"),
+        cm.sm_request_timeout,
+    );
 }
 
 pub(super) fn check_sm(sm: &SmConfig, issues: &mut Issues) {
     let path = root("sm");
     issues.check(path.key("cm_addr"), check_host_port(&sm.cm_addr));
-    positive(issues, path.key("reconcile_interval"), sm.reconcile_interval);
+    positive(
+        issues,
+        path.key("reconcile_interval"),
+        sm.reconcile_interval,
+    );
 }
 
 #[cfg(test)]

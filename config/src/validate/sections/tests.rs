@@ -176,7 +176,10 @@ fn cm_defaults_and_a_full_table() {
          sm_listen = \"127.0.0.1:9093\"\ncloud_request_timeout = \"10s\"\nsm_request_timeout = \"5s\"\n"
     );
     let config = ok(&text);
-    assert_eq!(config.cm.cloud_addr.as_deref(), Some("cloud.example.com:9443"));
+    assert_eq!(
+        config.cm.cloud_addr.as_deref(),
+        Some("cloud.example.com:9443")
+    );
     assert_eq!(config.cm.cloud_server_name.as_deref(), Some("cloud.local"));
 }
 
