@@ -3,7 +3,7 @@
 //!
 //! | direction | message | answer |
 //! |---|---|---|
-//! | CM → SM, request | [`SmRequest::DesiredInstances`]: the whole set the node should run | [`SmResult`]: the status of every instance |
+//! | CM → SM, request | [`SmRequest::DesiredInstances`]: the whole set the node should run | [`SmResult`]: a [`StatusReport`] of every instance |
 //! | CM → SM, request | [`SmRequest::GetStatus`] | the same |
 //! | SM → CM, event | [`SmEvent::Status`]: the status of every instance, after a change (an instance exited, a restart) | — |
 
@@ -58,15 +58,25 @@ pub enum SmRequest {
     GetStatus,
 }
 
-/// What an SM answers to an [`SmRequest`]: the status of every instance it knows, sorted by ident.
-pub type SmResult = Result<Vec<InstanceStatus>, ApiError>;
+/// What an SM answers to an [`SmRequest`]: the status of every instance it knows.
+pub type SmResult = Result<StatusReport, ApiError>;
+
+/// The status of every instance of an SM, sorted by ident, at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Counts up with every report one SM makes (from 1 when it starts); answers and events may arrive out
+    /// of order, and the report with the higher revision is the newer one.
+    pub revision: u64,
+    /// The instances.
+    pub instances: Vec<InstanceStatus>,
+}
 
 /// SM → CM, one-way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum SmEvent {
     /// The status of every instance, after a change.
-    Status(Vec<InstanceStatus>),
+    Status(StatusReport),
 }
 
 /// How one instance stands.

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::error::{CmError, SmControlError};
-use crate::api::sm::{InstanceSpec, InstanceStatus, SmEvent, SmRequest, SmResult, SM_CHANNEL};
+use crate::api::sm::{
+    InstanceSpec, InstanceStatus, SmEvent, SmRequest, SmResult, StatusReport, SM_CHANNEL,
+};
 use crate::net::{
     serve_tcp, ArbiterPool, DisconnectReason, Event, Link, LinkAcceptor, LinkConfig, LinkState,
     Routes, StateChanged,
@@ -43,6 +45,8 @@ pub struct SmNode {
     pub desired: usize,
     /// The statuses its SM last reported (answer to DesiredInstances or a status event).
     pub statuses: Vec<InstanceStatus>,
+    /// The revision of that report (answers and events can cross; the newest report wins).
+    pub revision: u64,
 }
 
 pub(super) struct SmControllerActor {
@@ -64,8 +68,7 @@ impl SmControllerActor {
     fn push(
         &mut self,
         node: String,
-    ) -> Option<impl std::future::Future<Output = Result<Vec<InstanceStatus>, SmControlError>>>
-    {
+    ) -> Option<impl std::future::Future<Output = Result<StatusReport, SmControlError>>> {
         let link = self.links.get(&node)?.clone();
         let specs = self.desired.get(&node).cloned().unwrap_or_default();
         let timeout = self.request_timeout;
@@ -80,7 +83,7 @@ async fn ask(
     link: &Link,
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<Vec<InstanceStatus>, SmControlError> {
+) -> Result<StatusReport, SmControlError> {
     let answer = link
         .request_within(SM_CHANNEL, body, timeout)
         .await
@@ -117,7 +120,12 @@ impl Handler<StateChanged> for SmControllerActor {
                         async move { old.close("replaced by a newer connection").await },
                     );
                 }
-                self.update(|r| r.nodes.entry(node.clone()).or_default().connected = true);
+                self.update(|r| {
+                    let entry = r.nodes.entry(node.clone()).or_default();
+                    entry.connected = true;
+                    // A (re)started SM counts its reports from 1 again.
+                    entry.revision = 0;
+                });
                 if self.desired.contains_key(&node) {
                     if let Some(push) = self.push(node.clone()) {
                         ctx.spawn(push.into_actor(self).map(move |result, act, _| {
@@ -158,13 +166,24 @@ impl Handler<StateChanged> for SmControllerActor {
 }
 
 impl SmControllerActor {
-    fn record(&mut self, node: &str, result: &Result<Vec<InstanceStatus>, SmControlError>) {
+    fn record(&mut self, node: &str, result: &Result<StatusReport, SmControlError>) {
         match result {
-            Ok(statuses) => self.update(|r| {
-                r.nodes.entry(node.to_owned()).or_default().statuses = statuses.clone()
-            }),
+            Ok(report) => self.accept(node, report.clone()),
             Err(err) => tracing::warn!(node, "desired instances not applied: {err}"),
         }
+    }
+}
+
+impl SmControllerActor {
+    /// Keep `report` unless a newer one of the node's SM is already known.
+    fn accept(&self, node: &str, report: StatusReport) {
+        self.update(|r| {
+            let entry = r.nodes.entry(node.to_owned()).or_default();
+            if report.revision >= entry.revision {
+                entry.revision = report.revision;
+                entry.statuses = report.instances;
+            }
+        });
     }
 }
 
@@ -176,9 +195,7 @@ impl Handler<Event> for SmControllerActor {
             return;
         };
         match decode_body::<SmEvent>(&msg.body, msg.body.len()) {
-            Ok(SmEvent::Status(statuses)) => self.update(|r| {
-                r.nodes.entry(peer.node.clone()).or_default().statuses = statuses;
-            }),
+            Ok(SmEvent::Status(report)) => self.accept(&peer.node, report),
             Err(err) => tracing::warn!(node = %peer.node, "undecodable SM event: {err}"),
         }
     }
@@ -203,7 +220,7 @@ impl Handler<SetDesired> for SmControllerActor {
         match self.push(node.clone()) {
             Some(push) => Box::pin(push.into_actor(self).map(move |result, act, _| {
                 act.record(&node, &result);
-                result
+                result.map(|report| report.instances)
             })),
             None => Box::pin(actix::fut::ready(Err(SmControlError::NotConnected(node)))),
         }
@@ -229,7 +246,7 @@ impl Handler<AskStatus> for SmControllerActor {
         };
         Box::pin(fut.into_actor(self).map(move |result, act, _| {
             act.record(&node, &result);
-            result
+            result.map(|report| report.instances)
         }))
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::runner::{Ended, ExitReporter, InstanceRunner, RunningInstance};
-use crate::api::sm::{InstanceSpec, InstanceState, InstanceStatus};
+use crate::api::sm::{InstanceSpec, InstanceState, InstanceStatus, StatusReport};
 use crate::api::{
     ApiError, ErrorCode, ProtectedRequest, ProtectedResponse, PublicRequest, WireSecret,
 };
@@ -58,6 +58,8 @@ pub(super) struct SmCore {
     /// Instances removed whose unregistration failed (IAM unreachable): retried at reconciliation.
     orphans: BTreeSet<InstanceIdent>,
     next_generation: u64,
+    /// Revision of the last status report.
+    revision: u64,
 }
 
 // === impl SmCore ===
@@ -75,6 +77,7 @@ impl SmCore {
             instances: BTreeMap::new(),
             orphans: BTreeSet::new(),
             next_generation: 1,
+            revision: 0,
         }
     }
 
@@ -90,13 +93,23 @@ impl SmCore {
             .collect()
     }
 
+    /// A status report with the next revision (reports are made under the table's lock, so a higher
+    /// revision always shows a later state).
+    pub(super) fn report(&mut self) -> StatusReport {
+        self.revision += 1;
+        StatusReport {
+            revision: self.revision,
+            instances: self.statuses(),
+        }
+    }
+
     /// Run exactly `desired`: stop and unregister what is no longer listed, register and start what is
     /// new, re-register and restart what changed or failed before. Instances that fail get the `Failed`
     /// state; the rest go on.
     pub(super) async fn apply(
         &mut self,
         desired: Vec<InstanceSpec>,
-    ) -> Result<Vec<InstanceStatus>, ApiError> {
+    ) -> Result<StatusReport, ApiError> {
         let mut wanted = BTreeMap::new();
         for spec in desired {
             if wanted.contains_key(&spec.ident) {
@@ -133,7 +146,7 @@ impl SmCore {
             let instance = self.launch(spec, None).await;
             self.instances.insert(ident, instance);
         }
-        Ok(self.statuses())
+        Ok(self.report())
     }
 
     /// Register `spec` (unless `secret` is given) and start it.

@@ -180,8 +180,8 @@ impl Sm {
         };
         let core = self.core.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
-            let statuses = core.lock().await.statuses();
-            match encode_body(&SmEvent::Status(statuses), usize::MAX) {
+            let report = core.lock().await.report();
+            match encode_body(&SmEvent::Status(report), usize::MAX) {
                 Ok(body) => {
                     if let Err(err) = link.publish(SM_CHANNEL, body).await {
                         tracing::debug!("status not sent to the CM: {err}");
@@ -230,7 +230,7 @@ impl Handler<Incoming> for Sm {
                     tracing::info!(instances = specs.len(), "desired instances from the CM");
                     core.apply(specs).await
                 }
-                SmRequest::GetStatus => Ok(core.statuses()),
+                SmRequest::GetStatus => Ok(core.report()),
             };
             encode_body(&result, usize::MAX)
                 .map(Bytes::from)
