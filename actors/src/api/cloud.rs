@@ -208,3 +208,97 @@ pub enum CloudFault {
     #[error("the cloud failed: {0}")]
     Unavailable(String),
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use aos_transport::frame::{decode_body, encode_body};
+
+    use super::*;
+    use crate::api::ErrorCode;
+    use crate::iam::provisioner::Password;
+
+    fn round_trip<T>(value: &T)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let bytes = encode_body(value, 64 * 1024).unwrap();
+        assert_eq!(&decode_body::<T>(&bytes, 64 * 1024).unwrap(), value);
+    }
+
+    #[test]
+    fn every_message_round_trips_and_passwords_stay_out_of_debug() {
+        let password = WirePassword(Password::new("s3cret-pw"));
+        let csr = CsrRequest {
+            node_id: "main".into(),
+            cert_type: "iam".into(),
+            csr_pem: "-----BEGIN CERTIFICATE REQUEST-----".into(),
+        };
+        let issued = IssuedCert {
+            cert_type: "iam".into(),
+            chain_pem: "-----BEGIN CERTIFICATE-----".into(),
+        };
+        let requests = [
+            CloudRequest::GetUnitStatus,
+            CloudRequest::StartProvisioning {
+                node_id: "main".into(),
+                password: password.clone(),
+            },
+            CloudRequest::FinishProvisioning {
+                node_id: "main".into(),
+                password: password.clone(),
+                certs: vec![issued.clone()],
+            },
+            CloudRequest::RenewCerts {
+                node_id: "n1".into(),
+                cert_types: vec!["sm".into()],
+                password,
+            },
+            CloudRequest::InstallCerts {
+                node_id: "n1".into(),
+                certs: vec![issued],
+            },
+        ];
+        for request in &requests {
+            round_trip(request);
+            assert!(!format!("{request:?}").contains("s3cret-pw"));
+        }
+        round_trip::<CloudResult>(&Ok(CloudAnswer::Csrs(vec![csr.clone()])));
+        round_trip::<CloudResult>(&Ok(CloudAnswer::UnitStatus(UnitStatus {
+            unit_id: "u".into(),
+            main_node_id: "main".into(),
+            nodes: vec![NodeStatus {
+                node_id: "main".into(),
+                state: NodeState::Provisioned,
+            }],
+        })));
+        round_trip::<CloudResult>(&Err(CmFailure {
+            node_id: "n1".into(),
+            step: CmStep::ApplyCert("iam".into()),
+            error: ApiError::new(ErrorCode::ChainRefused, "expired"),
+        }));
+        round_trip(&CmRequest::SignCsr(csr));
+        round_trip::<SignResult>(&Ok(CmAnswer::Chain("pem".into())));
+        round_trip::<SignResult>(&Err(CloudFault::Refused {
+            label: "wrong_node".into(),
+            message: "CSR is for node `x`".into(),
+        }));
+    }
+
+    #[test]
+    fn a_failure_names_node_step_and_cause() {
+        let failure = CmFailure {
+            node_id: "n1".into(),
+            step: CmStep::CreateKey("online".into()),
+            error: ApiError::new(ErrorCode::WrongPassword, "wrong password"),
+        };
+        let shown = failure.to_string();
+        assert!(
+            shown.contains("n1")
+                && shown.contains("CreateKey(online)")
+                && shown.contains("wrong password"),
+            "{shown}"
+        );
+    }
+}

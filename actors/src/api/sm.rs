@@ -105,3 +105,66 @@ pub enum InstanceState {
     /// It could not be registered or started; the SM retries at its next reconciliation.
     Failed(String),
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use aos_transport::frame::{decode_body, encode_body};
+
+    use super::*;
+    use crate::iam::permissions::InstanceKind;
+
+    #[test]
+    fn requests_reports_and_events_round_trip() {
+        let ident = InstanceIdent {
+            item_id: "svc".into(),
+            subject_id: "subj".into(),
+            instance: 1,
+            kind: InstanceKind::Service,
+        };
+        let spec = InstanceSpec {
+            ident: ident.clone(),
+            permissions: BTreeMap::from([(
+                "vis".to_owned(),
+                BTreeMap::from([("get".to_owned(), "r".to_owned())]),
+            )]),
+            run: RunSpec::Command {
+                program: "/bin/true".into(),
+                args: vec!["-x".into()],
+                env: BTreeMap::from([("A".to_owned(), "1".to_owned())]),
+            },
+        };
+        let request = SmRequest::DesiredInstances(vec![
+            spec,
+            InstanceSpec {
+                ident: ident.clone(),
+                permissions: BTreeMap::new(),
+                run: RunSpec::Simulated,
+            },
+        ]);
+        let bytes = encode_body(&request, 1 << 16).unwrap();
+        assert_eq!(decode_body::<SmRequest>(&bytes, 1 << 16).unwrap(), request);
+        let report = StatusReport {
+            revision: 7,
+            instances: vec![
+                InstanceStatus {
+                    ident: ident.clone(),
+                    state: InstanceState::Exited { code: Some(3) },
+                    pid: None,
+                },
+                InstanceStatus {
+                    ident,
+                    state: InstanceState::Failed("no runner".into()),
+                    pid: Some(42),
+                },
+            ],
+        };
+        let event = SmEvent::Status(report.clone());
+        let bytes = encode_body(&event, 1 << 16).unwrap();
+        assert_eq!(decode_body::<SmEvent>(&bytes, 1 << 16).unwrap(), event);
+        let answer: SmResult = Ok(report);
+        let bytes = encode_body(&answer, 1 << 16).unwrap();
+        assert_eq!(decode_body::<SmResult>(&bytes, 1 << 16).unwrap(), answer);
+    }
+}

@@ -228,3 +228,49 @@ impl std::fmt::Debug for Cm {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use aos_config::{NodeConfig, NodeRole};
+
+    use super::*;
+
+    #[test]
+    fn options_follow_the_cm_and_transport_tables() {
+        let mut config = Config::new(NodeConfig::new("main", "unit", NodeRole::Main), "/ca.pem");
+        let options = CmOptions::from_config(&config).unwrap();
+        assert!(options.cloud.is_none());
+        assert_eq!(options.sm_listen.unwrap().port(), 8093);
+
+        config.cm.cloud_addr = Some("cloud.example.com:9443".into());
+        config.cm.cloud_request_timeout = Duration::from_secs(5);
+        config.transport.handshake_timeout = Duration::from_secs(3);
+        let options = CmOptions::from_config(&config).unwrap();
+        let cloud = options.cloud.unwrap();
+        assert_eq!(cloud.server_name.to_str(), "cloud.example.com");
+        assert_eq!(cloud.dialer.describe(), "tcp://cloud.example.com:9443");
+        assert_eq!(options.cloud_link.request_timeout, Duration::from_secs(5));
+        assert_eq!(
+            options.cloud_link.link.handshake_timeout,
+            Duration::from_secs(3)
+        );
+
+        config.cm.cloud_server_name = Some("cloud.local".into());
+        let options = CmOptions::from_config(&config).unwrap();
+        assert_eq!(options.cloud.unwrap().server_name.to_str(), "cloud.local");
+    }
+
+    #[test]
+    fn cloud_addresses_must_be_host_and_port() {
+        assert!(CloudEndpoint::tcp("[::1]:9443", None).is_ok());
+        assert!(CloudEndpoint::tcp("10.0.0.1:1", Some("cloud.local")).is_ok());
+        for bad in ["cloud", "cloud:", "cloud:http", "cloud:70000"] {
+            assert!(
+                matches!(CloudEndpoint::tcp(bad, None), Err(CmError::CloudAddr(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -31,6 +31,16 @@ struct Instance {
     generation: u64,
 }
 
+/// How a change of permissions alone was handled.
+enum PermissionUpdate {
+    /// Registered; IAM kept the secret, so the instance keeps running.
+    Kept,
+    /// Registered, but IAM issued a new secret: restart with it.
+    NewSecret(Secret),
+    /// Not a permissions-only change of a running instance, or the registration failed: restart.
+    NotApplicable,
+}
+
 /// What one reconciliation pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconciled {
@@ -137,16 +147,49 @@ impl SmCore {
             if keep {
                 continue;
             }
+            let secret = match self.update_permissions(&spec).await {
+                PermissionUpdate::Kept => continue,
+                PermissionUpdate::NewSecret(secret) => Some(secret),
+                PermissionUpdate::NotApplicable => None,
+            };
             if let Some(mut old) = self.instances.remove(&ident) {
                 if let Some(running) = old.running.take() {
                     running.stop().await;
                 }
             }
             self.orphans.remove(&ident);
-            let instance = self.launch(spec, None).await;
+            let instance = self.launch(spec, secret).await;
             self.instances.insert(ident, instance);
         }
         Ok(self.report())
+    }
+
+    /// A running instance whose spec differs only in its permissions: register the new permissions and keep
+    /// it running when IAM keeps its secret; with a new secret (IAM restarted) it must be restarted.
+    async fn update_permissions(&mut self, spec: &InstanceSpec) -> PermissionUpdate {
+        let Some(current) = self.instances.get(&spec.ident) else {
+            return PermissionUpdate::NotApplicable;
+        };
+        let only_permissions = current.spec.run == spec.run
+            && current.state == InstanceState::Running
+            && current.running.is_some();
+        let (true, Some(held)) = (only_permissions, current.secret.clone()) else {
+            return PermissionUpdate::NotApplicable;
+        };
+        match self.register(spec).await {
+            Ok(secret) if secret == held => {
+                if let Some(current) = self.instances.get_mut(&spec.ident) {
+                    current.spec = spec.clone();
+                }
+                tracing::info!(instance = %spec.ident, "permissions updated; instance keeps running");
+                PermissionUpdate::Kept
+            }
+            Ok(secret) => PermissionUpdate::NewSecret(secret),
+            Err(err) => {
+                tracing::warn!(instance = %spec.ident, "cannot register the new permissions: {err}");
+                PermissionUpdate::NotApplicable
+            }
+        }
     }
 
     /// Register `spec` (unless `secret` is given) and start it.

@@ -225,9 +225,17 @@ fn vis_permissions() -> crate::iam::permissions::Permissions {
 }
 
 async fn permissions_of(iam: &dyn IamAccess, secret: &Secret) -> Result<InstanceIdent, ErrorCode> {
+    permissions_on(iam, secret, "vis").await
+}
+
+async fn permissions_on(
+    iam: &dyn IamAccess,
+    secret: &Secret,
+    server: &str,
+) -> Result<InstanceIdent, ErrorCode> {
     let request = PublicRequest::GetPermissions {
         secret: WireSecret(secret.clone()),
-        functional_server_id: "vis".into(),
+        functional_server_id: server.into(),
     };
     match iam.public(request).await {
         Ok(PublicResponse::Permissions(grant)) => Ok(grant.ident),
@@ -345,6 +353,23 @@ async fn an_sm_runs_a_desired_process_with_its_secret_and_unregisters_it_when_it
     let registry = controller.registry();
     assert_eq!(registry.nodes["main"].desired, 1);
     assert_eq!(registry.nodes["main"].statuses, statuses);
+
+    // New permissions for the running instance: registered, same secret, same process.
+    let mut more = spec.clone();
+    more.permissions.insert(
+        "ws".to_owned(),
+        BTreeMap::from([("subscribe".to_owned(), "rw".to_owned())]),
+    );
+    assert_eq!(
+        permissions_on(iam.as_ref(), &secret, "ws").await,
+        Err(ErrorCode::NotFound)
+    );
+    let statuses = controller.set_desired("main", vec![more]).await.unwrap();
+    assert_eq!(statuses[0].pid, Some(pid), "not restarted");
+    assert_eq!(
+        permissions_on(iam.as_ref(), &secret, "ws").await,
+        Ok(ident("svc"))
+    );
 
     // No longer desired: the process is killed and reaped, the secret is revoked.
     let statuses = controller.set_desired("main", vec![]).await.unwrap();
