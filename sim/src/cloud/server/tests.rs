@@ -90,16 +90,24 @@ struct Unit {
 
 impl Unit {
     async fn start(cert_lifetime: Option<Duration>, backdate: Duration) -> Unit {
+        Unit::with_policy(
+            cert_lifetime,
+            CaPolicy {
+                backdate,
+                ..CaPolicy::default()
+            },
+        )
+        .await
+    }
+
+    async fn with_policy(cert_lifetime: Option<Duration>, policy: CaPolicy) -> Unit {
         let clock = ManualClock::starting_now();
         let ca = Arc::new(
             crate::cloud::CloudCa::new(
                 UNIT,
                 CaOptions {
                     clock: Arc::new(clock.clone()),
-                    policy: CaPolicy {
-                        backdate,
-                        ..CaPolicy::default()
-                    },
+                    policy,
                     ..CaOptions::default()
                 },
             )
@@ -533,6 +541,40 @@ async fn the_cloud_refuses_a_csr_for_another_node_and_the_cm_reports_it_typed() 
     assert_eq!(stats.csrs_refused_on_request, 4);
     assert_eq!(stats.csrs_signed_on_request, 0);
     assert_eq!(stats.ca.issued, 4, "only the provisioning certificates");
+    unit.cm.stop().await;
+    unit.cloud.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_csr_the_ca_refuses_during_provisioning_stops_it_with_a_typed_error() {
+    let mut policy = CaPolicy::default();
+    policy.allowed_roles.remove(&Role::Online);
+    let unit = Unit::with_policy(None, policy).await;
+    within("the CM to connect", unit.cloud.wait_for(|c| !c.is_empty())).await;
+    let err = within(
+        "provisioning",
+        unit.cloud.provision(&password(), Some(&[NODE])),
+    )
+    .await
+    .unwrap_err();
+    match err {
+        DriveError::Refused {
+            node_id,
+            cert_type,
+            refusal,
+        } => {
+            assert_eq!((node_id.as_str(), cert_type.as_str()), (NODE, "online"));
+            assert_eq!(refusal.label(), "cert_type_not_allowed");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing was applied and the node did not finish.
+    assert_eq!(unit.node_state().await, NodeState::Provisioning);
+    assert!(unit.changes.lock().unwrap().is_empty());
+    assert_eq!(unit.cloud.stats().nodes_provisioned, 0);
+    // An unknown node is refused before any provisioning step.
+    let ghost = unit.cloud.provision(&password(), Some(&["ghost"])).await;
+    assert!(matches!(ghost, Err(DriveError::UnknownNode(n)) if n == "ghost"));
     unit.cm.stop().await;
     unit.cloud.stop().await;
 }
