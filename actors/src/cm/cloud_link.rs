@@ -14,9 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, Recipient};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, Recipient,
+    WrapFuture,
+};
 use aos_transport::frame::{decode_body, encode_body};
 use aos_transport::tls::Credentials;
+use rustls::sign::CertifiedKey;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -220,6 +224,25 @@ impl CloudLinkActor {
         }
     }
 
+    /// Dial a new link at every change of the `cm` credentials (a future of this actor: it ends with it).
+    fn watch_credentials(
+        &mut self,
+        mut changes: watch::Receiver<Option<Arc<CertifiedKey>>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let next = async move {
+            let changed = changes.changed().await.is_ok();
+            (changes, changed)
+        };
+        ctx.spawn(next.into_actor(self).map(|(changes, changed), act, ctx| {
+            if changed {
+                tracing::info!("cm credentials changed; new handshake with the cloud");
+                act.dial(ctx);
+                act.watch_credentials(changes, ctx);
+            }
+        }));
+    }
+
     /// Close superseded links once no cloud request is being handled (after the grace period).
     fn drain(&mut self, ctx: &mut Context<Self>) {
         if self.superseded.is_empty() || self.in_flight.load(Ordering::SeqCst) > 0 {
@@ -250,16 +273,7 @@ impl Actor for CloudLinkActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let mut changes = self.credentials.subscribe();
-        let me = ctx.address();
-        actix_rt::spawn(async move {
-            while changes.changed().await.is_ok() {
-                if !me.connected() {
-                    break;
-                }
-                me.do_send(CredentialsChanged);
-            }
-        });
+        self.watch_credentials(self.credentials.subscribe(), ctx);
         self.dial(ctx);
     }
 
@@ -276,20 +290,6 @@ impl Actor for CloudLinkActor {
             actix_rt::spawn(async move { link.close("cm stopping").await });
         }
         self.status.send_replace(CloudConnection::Down);
-    }
-}
-
-/// The `cm` credentials changed: dial a new link.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct CredentialsChanged;
-
-impl Handler<CredentialsChanged> for CloudLinkActor {
-    type Result = ();
-
-    fn handle(&mut self, _: CredentialsChanged, ctx: &mut Context<Self>) {
-        tracing::info!("cm credentials changed; new handshake with the cloud");
-        self.dial(ctx);
     }
 }
 

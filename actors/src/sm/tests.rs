@@ -332,9 +332,15 @@ async fn an_sm_runs_a_desired_process_with_its_secret_and_unregisters_it_when_it
         permissions_of(iam.as_ref(), &secret).await,
         Ok(ident("svc"))
     );
-    // The secret is in the environment, never in the arguments; the environment is clean.
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    assert!(!String::from_utf8_lossy(&cmdline).contains(secret.expose()));
+    // The secret is in the environment, never in the arguments; the environment is clean. (Read them once
+    // the shell has exec'd `sleep`, which keeps the environment it was given.)
+    let cmdline = eventually("the shell to exec sleep", || {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline).into_owned();
+        cmdline.starts_with("sleep").then_some(cmdline)
+    })
+    .await;
+    assert!(!cmdline.contains(secret.expose()));
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let mut names: Vec<String> = environ
         .split(|b| *b == 0)
