@@ -1,6 +1,6 @@
 //! The CM's link to the cloud: TLS that verifies the cloud's certificate (DNS name) against the unit CA and
 //! presents the CM's `cm` certificate once the node has one; a new handshake whenever that certificate
-//! changes; the cloud's requests go to the [`CloudHandler`](super::cloud_handler::CloudHandler); the CM's own
+//! changes; the cloud's requests go to the CM's cloud handler; the CM's own
 //! requests go through a [`CloudClient`].
 //!
 //! **Re-handshake, make before break.** rustls never re-authenticates a live connection, so when the `cm`
