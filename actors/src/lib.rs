@@ -2,7 +2,9 @@
 //!
 //! - [`iam`]: cert modules and handler, provisioner, cert validator with renewal, permission handler (M2);
 //! - [`net`]: the transport actor owning one TLS connection with multiplexed channels (M3);
-//! - `cm`, `sm`, `mp`: communication manager, service manager and the message-proxy bridge (M4);
+//! - [`cm`]: the communication manager: cloud link, cloud-driven provisioning and renewal, SM controller (M4);
+//! - [`sm`]: the service manager: a node's service instances, registered with IAM, started with their secret (M4);
+//! - `mp`: the message-proxy bridge (M4);
 //! - the wire API types exchanged between them (M4).
 //!
 //! Actor rules (see `docs/actors.md`): PKCS#11 work runs on `SyncArbiter` workers or `spawn_blocking`, never
@@ -12,6 +14,8 @@
 
 pub mod api;
 pub mod clock;
+pub mod cm;
 pub mod iam;
 pub mod net;
 pub mod persist;
+pub mod sm;

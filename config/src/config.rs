@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CertModuleConfig, IamConfig, LoggingConfig, NodeConfig, PermissionsConfig, ProvisioningConfig,
-    RenewalConfig, TransportConfig,
+    CertModuleConfig, CmConfig, IamConfig, LoggingConfig, NodeConfig, PermissionsConfig,
+    ProvisioningConfig, RenewalConfig, SmConfig, TransportConfig,
 };
 
 /// Default of `cert_storage`.
@@ -42,6 +42,12 @@ pub struct Config {
     /// `[logging]`.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// `[cm]`.
+    #[serde(default)]
+    pub cm: CmConfig,
+    /// `[sm]`.
+    #[serde(default)]
+    pub sm: SmConfig,
     /// `[[cert_modules]]`.
     #[serde(default)]
     pub cert_modules: Vec<CertModuleConfig>,
@@ -63,6 +69,8 @@ impl Config {
             renewal: RenewalConfig::default(),
             transport: TransportConfig::default(),
             logging: LoggingConfig::default(),
+            cm: CmConfig::default(),
+            sm: SmConfig::default(),
             cert_modules: Vec::new(),
         }
     }
@@ -241,6 +249,8 @@ mod tests {
         config.provisioning.deprovision = hook.clone();
         config.provisioning.disk_encryption = hook;
         config.permissions.store_path = Some("/p.db".into());
+        config.cm.cloud_addr = Some("cloud.local:9000".into());
+        config.cm.cloud_server_name = Some("cloud.local".into());
         let mut pkcs11 = Pkcs11Params::new("/lib.so");
         pkcs11.slot_id = Some(1);
         pkcs11.slot_index = Some(0);

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod cert_module;
+pub mod cm;
 mod config;
 pub mod duration;
 mod error;
@@ -26,6 +27,7 @@ pub mod permissions;
 pub mod pkcs11;
 pub mod provisioning;
 pub mod renewal;
+pub mod sm;
 pub mod transport;
 mod validate;
 
@@ -33,6 +35,7 @@ mod validate;
 mod test_support;
 
 pub use cert_module::{CertModuleConfig, ExtendedKeyUsage, KeyAlgorithm};
+pub use cm::CmConfig;
 pub use config::{Config, DEFAULT_CERT_STORAGE};
 pub use error::ConfigError;
 pub use iam::IamConfig;
@@ -42,5 +45,6 @@ pub use permissions::{PermissionLimits, PermissionsConfig};
 pub use pkcs11::{Pkcs11Params, TeeLoginType, TokenSelector, DEFAULT_TOKEN_LABEL};
 pub use provisioning::ProvisioningConfig;
 pub use renewal::RenewalConfig;
+pub use sm::SmConfig;
 pub use transport::TransportConfig;
 pub use validate::ValidationIssue;

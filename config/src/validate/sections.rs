@@ -1,14 +1,15 @@
 //! Checks of the single-table sections: node, ca_cert, iam, provisioning, permissions, renewal, transport,
-//! logging.
+//! logging, cm, sm.
 
 use std::time::Duration;
 
-use super::names::{check_host_port, check_ident};
+use super::names::{check_dns_name, check_host_port, check_ident};
 use super::Issues;
 use crate::key_path::KeyPath;
 use crate::transport::{MAX_FRAME_SIZE, MIN_FRAME_SIZE};
 use crate::{
-    Config, LoggingConfig, PermissionsConfig, ProvisioningConfig, RenewalConfig, TransportConfig,
+    Config, LoggingConfig, PermissionsConfig, ProvisioningConfig, RenewalConfig, SmConfig,
+    TransportConfig,
 };
 
 fn root(key: &str) -> KeyPath {
@@ -204,6 +205,63 @@ pub(super) fn check_logging(logging: &LoggingConfig, issues: &mut Issues) {
             "empty filter; e.g. \"info,cryptoki=off\"",
         );
     }
+}
+
+pub(super) fn check_cm(config: &Config, issues: &mut Issues) {
+    let cm = &config.cm;
+    let path = root("cm");
+    if cm.enabled && !config.node.is_main() {
+        issues.near(
+            path.key("enabled"),
+            [root("node").key("role")],
+            "the CM runs on the main node only; remove it or set node.role = \"main\"",
+        );
+    }
+    if let Some(addr) = &cm.cloud_addr {
+        issues.check(path.key("cloud_addr"), check_host_port(addr));
+    }
+    if let Some(name) = &cm.cloud_server_name {
+        if cm.cloud_addr.is_none() {
+            issues.push(
+                path.key("cloud_server_name"),
+                "set without cloud_addr; give the cloud's host:port or remove it",
+            );
+        }
+        issues.check(path.key("cloud_server_name"), check_dns_name(name));
+    }
+    if cm.sm_listen.port() != 0 {
+        for (key, other) in [
+            ("public_listen", config.iam.public_listen),
+            ("protected_listen", config.iam.protected_listen),
+        ] {
+            if other == cm.sm_listen {
+                issues.push(
+                    path.key("sm_listen"),
+                    format!("same address as iam.{key} ({other})"),
+                );
+            }
+        }
+    }
+    positive(
+        issues,
+        path.key("cloud_request_timeout"),
+        cm.cloud_request_timeout,
+    );
+    positive(
+        issues,
+        path.key("sm_request_timeout"),
+        cm.sm_request_timeout,
+    );
+}
+
+pub(super) fn check_sm(sm: &SmConfig, issues: &mut Issues) {
+    let path = root("sm");
+    issues.check(path.key("cm_addr"), check_host_port(&sm.cm_addr));
+    positive(
+        issues,
+        path.key("reconcile_interval"),
+        sm.reconcile_interval,
+    );
 }
 
 #[cfg(test)]

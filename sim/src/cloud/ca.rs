@@ -309,6 +309,63 @@ impl CloudCa {
     }
 }
 
+// === impl CloudCa (the cloud's own server certificate) ===
+
+impl CloudCa {
+    /// Sign a TLS server certificate for the cloud service itself (not for a node): `dns_names` as DNS
+    /// SANs, serverAuth, digitalSignature, valid from now minus the backdate for `lifetime`, for the public
+    /// key of `key`. Returns the chain leaf → intermediate (if any) → root.
+    ///
+    /// Node CSRs go through [`CloudCa::sign`] and its policy; this is for the simulated cloud's TLS
+    /// endpoint, which nodes verify by DNS name against the unit root.
+    pub fn sign_server_cert(
+        &self,
+        key: &impl rcgen::PublicKeyData,
+        dns_names: &[String],
+        lifetime: Duration,
+    ) -> Result<Vec<CertificateDer<'static>>, CloudError> {
+        if dns_names.is_empty() || lifetime.is_zero() {
+            return Err(CloudError::InvalidPolicy(
+                "a server certificate needs at least one DNS name and a non-zero lifetime".into(),
+            ));
+        }
+        let now = signing_time(self.clock.as_ref())?;
+        let not_after = now.checked_add(lifetime).unwrap_or_else(last_x509_time);
+        if not_after > self.issuer_not_after {
+            return Err(Refusal::BeyondCaValidity {
+                not_after,
+                ca_not_after: self.issuer_not_after,
+            }
+            .into());
+        }
+        let mut params = CertificateParams::new(dns_names.to_vec())
+            .map_err(crypto("server certificate names"))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "aos-edge dev cloud");
+        dn.push(DnType::CommonName, dns_names[0].clone());
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+        params.not_before = now
+            .checked_sub(self.policy.backdate)
+            .filter(|t| *t >= UNIX_EPOCH)
+            .unwrap_or(UNIX_EPOCH)
+            .into();
+        params.not_after = not_after.into();
+        params.use_authority_key_identifier_extension = true;
+        let leaf = params
+            .signed_by(key, &self.issuer)
+            .map_err(crypto("server certificate"))?;
+        tracing::info!(names = ?dns_names, "cloud server certificate issued");
+        let mut chain = vec![leaf.der().clone()];
+        chain.extend(self.intermediate.as_ref().map(|c| c.der.clone()));
+        chain.push(self.root.der.clone());
+        Ok(chain)
+    }
+}
+
 impl fmt::Debug for CloudCa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CloudCa")

@@ -6,8 +6,8 @@
 //! everything else is a typed [`Refusal`]. Time comes from an injected [`aos_actors::clock::Clock`], so tests
 //! and the simulator can issue certificates that live for seconds and watch them expire.
 //!
-//! The TLS server that exposes the CA to nodes wraps a shared `Arc<CloudCa>` (it is `Send + Sync` and signs
-//! through `&self`), filling `SignRequest::node_id` from the authenticated peer.
+//! The TLS server that exposes the CA to nodes ([`server::CloudServer`]) wraps a shared `Arc<CloudCa>` (it is
+//! `Send + Sync` and signs through `&self`) and drives provisioning and renewal of the unit through its CM.
 
 mod ca;
 mod csr;
@@ -15,6 +15,7 @@ mod error;
 mod options;
 mod policy;
 mod request;
+pub mod server;
 mod stats;
 mod store;
 

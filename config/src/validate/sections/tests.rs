@@ -160,3 +160,86 @@ fn empty_log_filter_is_refused() {
     let text = format!("{MAIN}\n[logging]\nfilter = \" \"\nformat = \"json\"\n");
     assert_error_at(&text, "filter", "logging.filter", "empty filter");
 }
+
+#[test]
+fn cm_defaults_and_a_full_table() {
+    let config = ok(MAIN);
+    assert!(!config.cm.enabled);
+    assert_eq!(config.cm.sm_listen.port(), 8093);
+    assert_eq!(config.cm.cloud_addr, None);
+    assert_eq!(
+        config.cm.cloud_request_timeout,
+        std::time::Duration::from_secs(60)
+    );
+    let text = format!(
+        "{MAIN}\n[cm]\nenabled = true\ncloud_addr = \"cloud.example.com:9443\"\ncloud_server_name = \"cloud.local\"\n\
+         sm_listen = \"127.0.0.1:9093\"\ncloud_request_timeout = \"10s\"\nsm_request_timeout = \"5s\"\n"
+    );
+    let config = ok(&text);
+    assert_eq!(
+        config.cm.cloud_addr.as_deref(),
+        Some("cloud.example.com:9443")
+    );
+    assert_eq!(config.cm.cloud_server_name.as_deref(), Some("cloud.local"));
+}
+
+#[test]
+fn cm_runs_on_the_main_node_only() {
+    let text = secondary(
+        "[iam]\nmain_public_addr = \"main:8090\"\nmain_protected_addr = \"main:8089\"\n[cm]\nenabled = true\n",
+    );
+    assert_error_at(&text, "enabled = true", "cm.enabled", "main node only");
+}
+
+#[test]
+fn cm_addresses_are_checked() {
+    let text = format!("{MAIN}\n[cm]\ncloud_addr = \"cloud\"\n");
+    assert_error_at(&text, "cloud_addr", "cm.cloud_addr", "is not host:port");
+    let text = format!("{MAIN}\n[cm]\ncloud_server_name = \"cloud.local\"\n");
+    assert_error_at(
+        &text,
+        "cloud_server_name",
+        "cm.cloud_server_name",
+        "without cloud_addr",
+    );
+    let text = format!("{MAIN}\n[cm]\ncloud_addr = \"c:1\"\ncloud_server_name = \"a_b\"\n");
+    assert_error_at(
+        &text,
+        "cloud_server_name",
+        "cm.cloud_server_name",
+        "only letters",
+    );
+    let text = format!("{MAIN}\n[cm]\nsm_listen = \"0.0.0.0:8089\"\n");
+    assert_error_at(
+        &text,
+        "sm_listen",
+        "cm.sm_listen",
+        "same address as iam.protected_listen",
+    );
+    let text = format!("{MAIN}\n[cm]\nsm_request_timeout = \"0s\"\n");
+    assert_error_at(
+        &text,
+        "sm_request_timeout",
+        "cm.sm_request_timeout",
+        "longer than zero",
+    );
+}
+
+#[test]
+fn sm_keys_are_checked() {
+    let config = ok(MAIN);
+    assert_eq!(config.sm.cm_addr, "localhost:8093");
+    assert!(!config.sm.enabled);
+    let text = format!("{MAIN}\n[sm]\nenabled = true\ncm_addr = \"main\"\n");
+    assert_error_at(&text, "cm_addr", "sm.cm_addr", "is not host:port");
+    let text = format!("{MAIN}\n[sm]\nreconcile_interval = \"0s\"\n");
+    assert_error_at(
+        &text,
+        "reconcile_interval",
+        "sm.reconcile_interval",
+        "longer than zero",
+    );
+    ok(&format!(
+        "{MAIN}\n[sm]\nenabled = true\ncm_addr = \"127.0.0.1:8093\"\nreconcile_interval = \"1m\"\n"
+    ));
+}
