@@ -153,9 +153,18 @@ fn main() {
     let roots = Arc::new(TrustRoots::new(&[ca.root_der()]).unwrap());
     let system = actix::System::new();
     let (mut ours, mut bare) = (Duration::ZERO, Duration::ZERO);
+    let only = std::env::var("AOS_BENCH_ONLY").unwrap_or_default();
     for round in 0..rounds {
-        let o = system.block_on(provision_once(&ca, roots.clone()));
-        let b = bare_once();
+        let o = if only == "bare" {
+            Duration::ZERO
+        } else {
+            system.block_on(provision_once(&ca, roots.clone()))
+        };
+        let b = if only == "ours" {
+            Duration::ZERO
+        } else {
+            bare_once()
+        };
         println!(
             "round {round}: provisioning {:>8.1} ms   bare key generation {:>8.1} ms",
             ms(o),

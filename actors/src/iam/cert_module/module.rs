@@ -49,8 +49,12 @@ pub struct CertModule {
     clock: Arc<dyn Clock>,
     token: Option<Arc<Token>>,
     pending: VecDeque<KeyPair>,
+    /// The label's certificates as last read from the token and kept up to date by this module's own writes
+    /// (the module is the only writer of its label). Dropped on release, clear and validation.
+    cache: Option<Vec<Stored>>,
 }
 
+#[derive(Clone)]
 struct Stored {
     id: Vec<u8>,
     chain: Vec<CertificateDer<'static>>,
@@ -74,6 +78,7 @@ impl CertModule {
             clock,
             token: None,
             pending: VecDeque::new(),
+            cache: None,
         }
     }
 
@@ -96,6 +101,7 @@ impl CertModule {
     /// forgotten (re-initialising destroys them anyway).
     pub fn release(&mut self) {
         self.token = None;
+        self.cache = None;
         self.pending.clear();
     }
 
@@ -181,6 +187,13 @@ impl CertModule {
         let pair = self.pending[position].clone();
         self.with_token(|t| t.store_chain(&id_name, &pair.id, pem))?;
         self.pending.remove(position);
+        if let Some(cache) = &mut self.cache {
+            cache.push(Stored {
+                id: pair.id.clone(),
+                chain: chain.clone(),
+                fields: leaf.clone(),
+            });
+        }
         let evicted = self.trim(&pair.id)?;
         let info = self.info(&pair.id, &leaf)?;
         let after = self.current()?.map(|c| c.serial);
@@ -213,6 +226,9 @@ impl CertModule {
     /// Every stored certificate set of this label with parsed fields (sets whose certificate cannot be read are
     /// skipped here; validation removes them).
     fn stored(&mut self) -> Result<Vec<Stored>, CertError> {
+        if let Some(cache) = &self.cache {
+            return Ok(cache.clone());
+        }
         let label = self.config.id.clone();
         let inventory = self.with_token(|t| t.inventory(&label))?;
         let mut out = Vec::new();
@@ -226,6 +242,7 @@ impl CertModule {
                 });
             }
         }
+        self.cache = Some(out.clone());
         Ok(out)
     }
 
@@ -246,6 +263,9 @@ impl CertModule {
                 continue;
             }
             self.with_token(|t| t.delete_set(&label, &s.id))?;
+            if let Some(cache) = &mut self.cache {
+                cache.retain(|c| c.id != s.id);
+            }
             tracing::info!(cert_type = %label, serial = %s.fields.serial, "evicted certificate (max_items)");
             evicted.push(s.fields.serial);
             count -= 1;
@@ -322,6 +342,7 @@ impl CertModule {
     pub fn clear(&mut self) -> Result<usize, CertError> {
         let label = self.config.id.clone();
         self.pending.clear();
+        self.cache = None;
         let n = self.with_token(|t| t.delete_label(&label))?;
         tracing::info!(cert_type = %label, objects = n, "cleared");
         Ok(n)
@@ -330,6 +351,7 @@ impl CertModule {
     /// Remove every invalid certificate (keys missing, chain not verifying, expired) and every orphan object
     /// of this label except pending keys; report the valid certificates.
     pub fn validate(&mut self) -> Result<Validation, CertError> {
+        self.cache = None;
         let label = self.config.id.clone();
         let now = self.clock.now();
         let pending: Vec<Vec<u8>> = self.pending.iter().map(|k| k.id.clone()).collect();
