@@ -1,15 +1,17 @@
 //! The wire API: bincode-serialisable requests, responses and stream messages for every IAM operation (public
 //! and protected endpoints, node registration stream) and typed errors. Bodies are encoded with
-//! `aos_transport::frame::encode_body` / `decode_body` (the one place that calls bincode).
+//! `aos_transport::frame::encode_body` / `decode_body` (the one place that calls bincode), through
+//! [`wire::encode`] / [`wire::decode`].
 
 pub mod error;
 pub mod iam;
 pub mod node;
+pub mod wire;
 
 pub use error::{ApiError, ErrorCode};
 pub use iam::{
-    IamEvent, NodeStreamMessage, ProtectedRequest, ProtectedResponse, PublicRequest,
-    PublicResponse, WirePassword, WireSecret,
+    IamAnswer, IamEvent, IamRequest, IamResponse, NodeStreamMessage, ProtectedRequest,
+    ProtectedResponse, PublicRequest, PublicResponse, WirePassword, WireSecret,
 };
 pub use node::{NodeEvent, NodeInfo};
 

@@ -55,9 +55,13 @@ fn main_address_must_be_host_port() {
 fn main_fingerprint_is_a_sha256_for_secondaries_only() {
     let addrs = "main_public_addr = \"main:8090\"\nmain_protected_addr = \"main:8089\"\n";
     let hex = "ab".repeat(32);
-    ok(&secondary(&format!("[iam]\n{addrs}main_fingerprint = \"{hex}\"\n")));
+    ok(&secondary(&format!(
+        "[iam]\n{addrs}main_fingerprint = \"{hex}\"\n"
+    )));
     let colons = vec!["AB"; 32].join(":");
-    ok(&secondary(&format!("[iam]\n{addrs}main_fingerprint = \"{colons}\"\n")));
+    ok(&secondary(&format!(
+        "[iam]\n{addrs}main_fingerprint = \"{colons}\"\n"
+    )));
     let text = secondary(&format!("[iam]\n{addrs}main_fingerprint = \"abcd\"\n"));
     assert_error_at(
         &text,
