@@ -3,9 +3,13 @@
 //!
 //! - While the node has no identity (unprovisioned, or provisioned without its `cert_storage` certificate) it
 //!   dials the main node's **public** endpoint with no client certificate; once it has one, the
-//!   **protected** endpoint, presenting it (role `iam`). A change of mode dials the other endpoint at once
-//!   and closes the old link after `switch_grace`, so the answer to the request that caused the change (e.g.
-//!   FinishProvisioning) is written before that link goes.
+//!   **protected** endpoint, presenting it (role `iam`). A change dials the other endpoint at once:
+//!   - public → protected: the public link stays until the main node accepts the registration on the
+//!     protected one (the main node may not serve its protected endpoint yet, e.g. while it is itself being
+//!     provisioned; the node stays reachable meanwhile);
+//!   - protected → public (the node lost its identity): the protected link is closed after `switch_grace`
+//!     (the answer to the request that caused the change, e.g. Deprovision, is written first), since an
+//!     anonymous registration cannot replace an authenticated one while that lives.
 //! - On every connection it sends `Register(NodeInfo)`, and again whenever the local status changes (state,
 //!   certificate). A refused registration is retried after `retry`.
 //! - The main node's `ForwardPublic` / `ForwardProtected` requests are executed on the local `IamService` as
@@ -148,6 +152,7 @@ impl Registration {
             config,
             pool,
             current: None,
+            retiring: None,
             attempts: 0,
             state: tx,
             status_task: None,
@@ -218,6 +223,8 @@ pub struct NodeRegistration {
     config: RegistrationConfig,
     pool: ArbiterPool,
     current: Option<Current>,
+    /// The public link kept until the protected registration succeeds.
+    retiring: Option<Link>,
     attempts: u64,
     state: watch::Sender<RegistrationState>,
     status_task: Option<JoinHandle<()>>,
@@ -311,9 +318,22 @@ impl NodeRegistration {
         };
         self.attempts += 1;
         current.attempt = self.attempts;
-        let attempt = current.attempt;
-        let link = current.link.clone();
-        let channel = current.endpoint.channel();
+        let (link, channel, attempt) = (
+            current.link.clone(),
+            current.endpoint.channel(),
+            current.attempt,
+        );
+        self.send_register(link, channel, Some(attempt), ctx);
+    }
+
+    /// Send `Register` on `link`; the outcome is reported as `Registered { attempt }` when `attempt` is set.
+    fn send_register(
+        &self,
+        link: Link,
+        channel: aos_transport::frame::Channel,
+        attempt: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
         let service = self.local.service().clone();
         let me = ctx.address();
         actix_rt::spawn(async move {
@@ -330,15 +350,20 @@ impl NodeRegistration {
                 }
             }
             .await;
-            me.do_send(Registered { attempt, result });
+            match attempt {
+                Some(attempt) => me.do_send(Registered { attempt, result }),
+                None => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "updating the registration on the old link failed");
+                    }
+                }
+            }
         });
     }
 
     /// Close `link` after the grace period (the answer being written on it goes first).
-    fn retire(&self, link: Link, ctx: &mut Context<Self>) {
-        ctx.run_later(self.config.switch_grace, move |_, _| {
-            actix_rt::spawn(async move { link.close("switching to the other IAM endpoint").await });
-        });
+    fn retire_later(&self, link: Link, ctx: &mut Context<Self>) {
+        ctx.run_later(self.config.switch_grace, move |_, _| close(link));
     }
 
     fn execute(&self, message: NodeStreamMessage) -> ResponseFuture<IamAnswer> {
@@ -357,11 +382,10 @@ impl NodeRegistration {
                 Box::pin(async move {
                     let answer = local.service().protected(&Caller::Forwarded, request).await;
                     if refresh {
-                        // After the answer is on its way: the refresh may switch endpoints.
-                        actix_rt::spawn(async move {
-                            tokio::task::yield_now().await;
-                            local.refresh().await;
-                        });
+                        // Before answering, so the main node's next request does not meet the refresh on
+                        // the token. A switch of endpoint this causes keeps this link long enough for the
+                        // answer (see the module documentation).
+                        local.refresh().await;
                     }
                     answer.map(IamResponse::Protected)
                 })
@@ -372,6 +396,10 @@ impl NodeRegistration {
             )))),
         }
     }
+}
+
+fn close(link: Link) {
+    actix_rt::spawn(async move { link.close("switching to the other IAM endpoint").await });
 }
 
 fn link_remote(config: &RegistrationConfig, endpoint: EndpointKind) -> String {
@@ -422,7 +450,24 @@ impl Handler<StatusUpdate> for NodeRegistration {
             _ => {
                 if let Some(old) = self.current.take() {
                     tracing::info!(from = ?old.endpoint, to = ?endpoint, "local status changed; switching IAM endpoint of the main node");
-                    self.retire(old.link, ctx);
+                    if let Some(older) = self.retiring.take() {
+                        close(older);
+                    }
+                    match endpoint {
+                        EndpointKind::Protected => {
+                            // Keep the main node's view current while the protected link comes up.
+                            if old.connected {
+                                self.send_register(
+                                    old.link.clone(),
+                                    old.endpoint.channel(),
+                                    None,
+                                    ctx,
+                                );
+                            }
+                            self.retiring = Some(old.link);
+                        }
+                        EndpointKind::Public => self.retire_later(old.link, ctx),
+                    }
                 }
                 self.connect(endpoint, ctx);
             }
@@ -434,6 +479,17 @@ impl Handler<StateChanged> for NodeRegistration {
     type Result = ();
 
     fn handle(&mut self, msg: StateChanged, ctx: &mut Context<Self>) {
+        if self
+            .retiring
+            .as_ref()
+            .is_some_and(|old| old.addr() == &msg.link)
+            && matches!(msg.state, LinkState::Disconnected { .. })
+        {
+            if let Some(old) = self.retiring.take() {
+                close(old);
+            }
+            return;
+        }
         let Some(current) = &mut self.current else {
             return;
         };
@@ -468,6 +524,9 @@ impl Handler<Registered> for NodeRegistration {
             Ok(()) => {
                 tracing::info!(endpoint = ?current.endpoint, "registered with the main node");
                 self.publish(true);
+                if let Some(old) = self.retiring.take() {
+                    close(old);
+                }
             }
             Err(err) => {
                 tracing::warn!(endpoint = ?current.endpoint, error = %err, "the main node refused the registration; retrying in {:?}", self.config.retry);
@@ -512,10 +571,16 @@ impl Handler<Stop> for NodeRegistration {
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) -> Self::Result {
         ctx.stop();
-        let link = self.current.take().map(|c| c.link);
+        let links: Vec<Link> = self
+            .current
+            .take()
+            .map(|c| c.link)
+            .into_iter()
+            .chain(self.retiring.take())
+            .collect();
         self.publish(false);
         Box::pin(async move {
-            if let Some(link) = link {
+            for link in links {
                 link.close("node registration stopped").await;
             }
         })

@@ -17,6 +17,9 @@
 mod controller;
 mod forwarder;
 
+#[cfg(test)]
+mod tests;
+
 pub use controller::{
     ListNodes, ListRegistrations, LookupNode, NodeChanged, NodeController, RegisterNode,
     Registration, Route, SubscribeNodes,

@@ -24,9 +24,9 @@ mod tests;
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use actix::Actor;
+use actix::{Actor, Addr, WeakAddr};
 use aos_config::{IamConfig, TransportConfig};
 use aos_transport::tls::{server_config, ClientAuth, Fingerprint, Policy, Role, TlsOptions};
 use rustls::{RootCertStore, ServerConfig};
@@ -41,7 +41,7 @@ pub use session::EndpointKind;
 use self::session::Session;
 use crate::iam::cert_handler::GetModuleConfigs;
 use crate::iam::nodes::NodeControllerHandle;
-use crate::net::{ArbiterPool, BoxedStream, Link, LinkAcceptor, LinkConfig, Routes};
+use crate::net::{ArbiterPool, BoxedStream, Link, LinkAcceptor, LinkActor, LinkConfig, Routes};
 
 /// Roles accepted on the protected endpoint: every component of the unit.
 pub const PROTECTED_ROLES: [Role; 4] = [Role::Cm, Role::Sm, Role::Iam, Role::Mp];
@@ -82,6 +82,32 @@ pub(crate) struct Shared {
     pub(crate) controller: Option<NodeControllerHandle>,
     /// Enabled cert modules (subscriptions are validated against them).
     pub(crate) cert_types: HashSet<String>,
+    /// Every link accepted so far (pruned as they stop), to close them on shutdown.
+    accepted: Mutex<Vec<WeakAddr<LinkActor>>>,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    fn track(&self, link: &Addr<LinkActor>) {
+        if let Ok(mut accepted) = self.accepted.lock() {
+            accepted.retain(|weak| weak.upgrade().is_some_and(|addr| addr.connected()));
+            accepted.push(link.downgrade());
+        }
+    }
+
+    fn accepted(&self) -> Vec<Link> {
+        self.accepted
+            .lock()
+            .map(|mut accepted| {
+                accepted
+                    .drain(..)
+                    .filter_map(|weak| weak.upgrade())
+                    .map(Link::new)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// One endpoint: its TLS configuration and how each accepted stream becomes a link with its session.
@@ -112,14 +138,18 @@ impl Endpoint {
     }
 
     fn take(&self, stream: BoxedStream, remote: &str) -> Result<Link, crate::net::LinkError> {
-        Ok(self.acceptor()?.take(stream, remote.to_owned()))
+        let link = self.acceptor()?.take(stream, remote.to_owned());
+        self.shared.track(link.addr());
+        Ok(link)
     }
 
     fn take_tcp(&self, tcp: TcpStream) -> io::Result<()> {
         let acceptor = self
             .acceptor()
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
-        acceptor.take_tcp(tcp).map(|_| ())
+        let link = acceptor.take_tcp(tcp)?;
+        self.shared.track(&link);
+        Ok(())
     }
 
     fn serve(self, listener: TcpListener) -> JoinHandle<()> {
@@ -176,6 +206,7 @@ impl IamServer {
             local: local.clone(),
             controller,
             cert_types,
+            accepted: Mutex::new(Vec::new()),
         });
         let public_tls = server_config(&local.public_credentials(), ClientAuth::None, &config.tls)?;
         let policy = Policy::roles(PROTECTED_ROLES).with_unit(local.identity().unit.clone());
@@ -265,6 +296,21 @@ impl IamServer {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+    }
+
+    /// Stop listening and close every accepted link, telling each peer why (a daemon draining before it
+    /// exits). Returns once the links are shut down; registered secondaries see their link close and
+    /// reconnect to whichever IAM serves next.
+    pub async fn shutdown(&mut self) {
+        self.stop();
+        let links = self.public.shared.accepted();
+        tracing::info!(links = links.len(), "IAM server shutting down");
+        futures_util::future::join_all(
+            links
+                .iter()
+                .map(|link| link.close("the IAM server is shutting down")),
+        )
+        .await;
     }
 }
 

@@ -43,6 +43,11 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 /// The cert types every test node has (both on token `aoscore`, P-256 for speed).
 pub const CERT_TYPES: [&str; 2] = ["iam", "sm"];
 
+/// The order certificates are applied in: `iam` last, as the CM does it. Applying `iam` makes the node
+/// refresh its TLS identity, reading the token; SoftHSM's file object store can fail a key generation that
+/// runs at the same time (`CKR_GENERAL_ERROR`, SoftHSMv2 issue 573), so no key is generated after it.
+pub const APPLY_ORDER: [&str; 2] = ["sm", "iam"];
+
 pub const UNIT: &str = "unit-1";
 
 /// Fast reconnects; requests time out per request where a test wants it.
@@ -155,6 +160,10 @@ impl TestUnit {
             .await
             .unwrap();
         TestNode {
+            keep: KeepTokenOpen {
+                module: fx.hsm.module(),
+                pin: aos_pkcs11::PinSource::from_params(&fx.params("aoscore")),
+            },
             fx,
             service,
             local,
@@ -238,8 +247,33 @@ pub async fn refused(client: &IamClient) -> crate::net::DisconnectReason {
     }
 }
 
+/// Keeps the node's token open for the rest of the process once the node stops.
+///
+/// Dropping the last handle of a token closes its sessions on whichever thread drops it, often a worker
+/// arbiter that is still winding down when the test binary exits; SoftHSM's static destructors then run
+/// under that `C_CloseSession` and crash the process (SIGSEGV after every test passed). Leaking one handle
+/// per token means no session is ever closed by a thread racing the exit.
+struct KeepTokenOpen {
+    module: Arc<aos_pkcs11::Module>,
+    pin: Option<aos_pkcs11::PinSource>,
+}
+
+impl Drop for KeepTokenOpen {
+    fn drop(&mut self) {
+        let Some(Ok(pin)) = self.pin.as_ref().map(|p| p.read()) else {
+            return;
+        };
+        let selector = aos_pkcs11::TokenSelector::Label("aoscore".into());
+        if let Ok(token) = aos_pkcs11::Token::open_shared(self.module.clone(), selector, pin) {
+            std::mem::forget(token);
+        }
+    }
+}
+
 /// One node of a test unit.
 pub struct TestNode {
+    // Dropped first, while the node still holds its token.
+    keep: KeepTokenOpen,
     pub fx: Fixture,
     pub service: IamService,
     pub local: LocalNode,
@@ -251,6 +285,13 @@ pub struct TestNode {
 }
 
 impl TestNode {
+    /// Stop this node's IAM (everything but its SoftHSM, state and permission files).
+    pub fn into_fixture(self) -> Fixture {
+        let TestNode { keep, fx, .. } = self;
+        drop(keep);
+        fx
+    }
+
     pub fn node_id(&self) -> &str {
         &self.fx.node.node_id
     }
@@ -325,7 +366,7 @@ impl TestNode {
         .await
         .unwrap();
         let mut iam = None;
-        for cert_type in CERT_TYPES {
+        for cert_type in APPLY_ORDER {
             let info = self.apply_new_cert(&anon, cert_type, 30).await;
             if cert_type == "iam" {
                 iam = Some(info);

@@ -73,7 +73,7 @@ async fn a_client_pinning_the_fingerprint_provisions_the_node_over_the_public_en
         ProtectedResponse::CertTypes(vec!["iam".into(), "sm".into()])
     );
     let mut iam_serial = String::new();
-    for cert_type in CERT_TYPES {
+    for cert_type in APPLY_ORDER {
         let ProtectedResponse::Csr(csr) = provisioning(
             &client,
             ProtectedRequest::CreateKey {
@@ -314,4 +314,20 @@ async fn a_renewed_iam_certificate_reaches_new_connections_while_old_ones_go_on(
     .await
     .unwrap();
     assert_eq!(server_serial(&node.identity_client()).await, third.serial);
+
+    // Shutting down closes every accepted link with a reason, and nothing is served any more.
+    let mut node = node;
+    let (reason, ()) = tokio::join!(refused(&old_protected), node.server.shutdown());
+    assert!(
+        matches!(&reason, DisconnectReason::PeerClose(why) if why.contains("shutting down")),
+        "{reason:?}"
+    );
+    assert_eq!(
+        old_public
+            .public(PublicRequest::GetSystemInfo)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::Unavailable
+    );
 }
