@@ -90,3 +90,53 @@ impl std::fmt::Debug for RegistrationConfig {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots() -> Arc<RootCertStore> {
+        let ca = aos_pkcs11::testkit::TestCa::new("u");
+        aos_transport::tls::root_store(&[ca.root_der()]).unwrap()
+    }
+
+    #[test]
+    fn settings_come_from_the_iam_and_transport_tables() {
+        let mut iam = IamConfig {
+            main_public_addr: Some("main.local:8090".into()),
+            main_protected_addr: Some("10.0.0.1:8089".into()),
+            main_fingerprint: Some(vec!["AB"; 32].join(":")),
+            node_reconnect_interval: Duration::from_millis(500),
+            ..IamConfig::default()
+        };
+        let transport = TransportConfig::default();
+        let config = RegistrationConfig::new(&iam, &transport, roots()).unwrap();
+        assert_eq!(config.main_public.describe(), "tcp://main.local:8090");
+        assert_eq!(config.main_protected.describe(), "tcp://10.0.0.1:8089");
+        assert_eq!(
+            config.main_fingerprint.map(|f| f.to_string()),
+            Some("ab".repeat(32))
+        );
+        // The reconnect backoff never waits longer than the node reconnect interval.
+        assert_eq!(
+            config.link.reconnect_backoff_max,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            config.link.reconnect_backoff_initial,
+            Duration::from_millis(500)
+        );
+        assert_eq!(config.retry, Duration::from_millis(500));
+
+        iam.main_fingerprint = Some("abcd".into());
+        assert!(matches!(
+            RegistrationConfig::new(&iam, &transport, roots()),
+            Err(ClientError::Address { .. })
+        ));
+        iam.main_public_addr = None;
+        assert!(matches!(
+            RegistrationConfig::new(&iam, &transport, roots()),
+            Err(ClientError::Missing(_))
+        ));
+    }
+}
