@@ -26,6 +26,12 @@ pub struct IamConfig {
     /// `host:port` of the main node's protected endpoint. Required on secondary nodes, refused on the main node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub main_protected_addr: Option<String>,
+    /// SHA-256 fingerprint of the main node's provisioning certificate (64 hex digits, `:` separators
+    /// allowed). Secondary nodes only, optional: lets a secondary reach the main node's public endpoint
+    /// while the main node itself is unprovisioned. Without it the main node must present its CA-issued
+    /// certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_fingerprint: Option<String>,
     /// Pause between a secondary node's attempts to (re)register with the main node.
     #[serde(with = "crate::duration::serde_str")]
     pub node_reconnect_interval: Duration,
@@ -38,6 +44,7 @@ impl Default for IamConfig {
             protected_listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_PROTECTED_PORT)),
             main_public_addr: None,
             main_protected_addr: None,
+            main_fingerprint: None,
             node_reconnect_interval: DEFAULT_NODE_RECONNECT_INTERVAL,
         }
     }

@@ -216,6 +216,11 @@ pub enum IamEvent {
 }
 
 /// Messages of the node registration stream (secondary ⇄ main).
+///
+/// The stream is the secondary's IAM link to the main node. `Register` travels as a request from the
+/// secondary; `ForwardPublic` / `ForwardProtected` travel as requests from the main node down the same link,
+/// each with its own correlation id, and are answered like any request on an IAM channel (an [`IamAnswer`]
+/// holding [`IamResponse::Public`] / [`IamResponse::Protected`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum NodeStreamMessage {
@@ -225,8 +230,39 @@ pub enum NodeStreamMessage {
     ForwardPublic(PublicRequest),
     /// Main → secondary: execute a protected request locally.
     ForwardProtected(ProtectedRequest),
-    /// Secondary → main: the answer to a forwarded request.
+    /// Not sent by this implementation: answers to forwarded requests are the answer frames of those
+    /// requests. Kept so the variant numbering of the wire enum stays stable.
     PublicAnswer(Result<PublicResponse, ApiError>),
-    /// Secondary → main: the answer to a forwarded protected request.
+    /// Not sent by this implementation (see [`NodeStreamMessage::PublicAnswer`]).
     ProtectedAnswer(Result<ProtectedResponse, ApiError>),
 }
+
+/// The body of every request on an IAM channel (`Channel::IamOpen` on the public endpoint,
+/// `Channel::IamSecure` on the protected one), encoded with `aos_transport::frame::encode_body`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum IamRequest {
+    /// An operation of the public API.
+    Public(PublicRequest),
+    /// An operation of the protected API (authorised by the caller's identity, see `IamService`).
+    Protected(ProtectedRequest),
+    /// A message of the node registration stream.
+    Stream(NodeStreamMessage),
+}
+
+/// A successful answer on an IAM channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum IamResponse {
+    /// The answer to a public request.
+    Public(PublicResponse),
+    /// The answer to a protected request.
+    Protected(ProtectedResponse),
+    /// A `Register` was accepted: the main node now forwards this node's requests down this link.
+    Registered,
+}
+
+/// The body of every answer on an IAM channel: the typed result, so an [`ApiError`] crosses the wire with its
+/// code and message. (Link-level failures, such as an undecodable request, come back as the link's own
+/// `WireError` instead.)
+pub type IamAnswer = Result<IamResponse, ApiError>;

@@ -81,6 +81,16 @@ pub(super) fn check_iam(config: &Config, issues: &mut Issues) {
             (true, None) => {}
         }
     }
+    if let Some(fingerprint) = &iam.main_fingerprint {
+        if config.node.is_main() {
+            issues.push(
+                path.key("main_fingerprint"),
+                "only secondary nodes pin the main node's provisioning certificate; remove it",
+            );
+        } else {
+            issues.check(path.key("main_fingerprint"), check_fingerprint(fingerprint));
+        }
+    }
     if iam.public_listen == iam.protected_listen && iam.public_listen.port() != 0 {
         issues.push(
             path.key("protected_listen"),
@@ -92,6 +102,18 @@ pub(super) fn check_iam(config: &Config, issues: &mut Issues) {
         path.key("node_reconnect_interval"),
         iam.node_reconnect_interval,
     );
+}
+
+/// A SHA-256 fingerprint: 64 hex digits, optionally separated by `:` (as `openssl x509 -fingerprint` prints).
+fn check_fingerprint(text: &str) -> Result<(), String> {
+    let digits: Vec<char> = text.trim().chars().filter(|&c| c != ':').collect();
+    if digits.len() == 64 && digits.iter().all(char::is_ascii_hexdigit) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is not a SHA-256 fingerprint: 64 hex digits, `:` separators allowed (the main node logs it at start)"
+        ))
+    }
 }
 
 pub(super) fn check_provisioning(provisioning: &ProvisioningConfig, issues: &mut Issues) {

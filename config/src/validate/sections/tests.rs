@@ -52,6 +52,33 @@ fn main_address_must_be_host_port() {
 }
 
 #[test]
+fn main_fingerprint_is_a_sha256_for_secondaries_only() {
+    let addrs = "main_public_addr = \"main:8090\"\nmain_protected_addr = \"main:8089\"\n";
+    let hex = "ab".repeat(32);
+    ok(&secondary(&format!(
+        "[iam]\n{addrs}main_fingerprint = \"{hex}\"\n"
+    )));
+    let colons = vec!["AB"; 32].join(":");
+    ok(&secondary(&format!(
+        "[iam]\n{addrs}main_fingerprint = \"{colons}\"\n"
+    )));
+    let text = secondary(&format!("[iam]\n{addrs}main_fingerprint = \"abcd\"\n"));
+    assert_error_at(
+        &text,
+        "main_fingerprint",
+        "iam.main_fingerprint",
+        "is not a SHA-256 fingerprint",
+    );
+    let text = format!("{MAIN}\n[iam]\nmain_fingerprint = \"{hex}\"\n");
+    assert_error_at(
+        &text,
+        "main_fingerprint",
+        "iam.main_fingerprint",
+        "only secondary nodes",
+    );
+}
+
+#[test]
 fn listen_addresses_must_differ() {
     let text = format!(
         "{MAIN}\n[iam]\npublic_listen = \"0.0.0.0:9000\"\nprotected_listen = \"0.0.0.0:9000\"\n"
