@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CertModuleConfig, IamConfig, LoggingConfig, NodeConfig, PermissionsConfig, ProvisioningConfig,
-    RenewalConfig, TransportConfig,
+    CertModuleConfig, IamConfig, LoggingConfig, MpConfig, NodeConfig, PermissionsConfig,
+    ProvisioningConfig, RenewalConfig, TransportConfig,
 };
 
 /// Default of `cert_storage`.
@@ -42,6 +42,9 @@ pub struct Config {
     /// `[logging]`.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// `[mp]`: the MP link between secondary nodes and the main node.
+    #[serde(default)]
+    pub mp: MpConfig,
     /// `[[cert_modules]]`.
     #[serde(default)]
     pub cert_modules: Vec<CertModuleConfig>,
@@ -63,6 +66,7 @@ impl Config {
             renewal: RenewalConfig::default(),
             transport: TransportConfig::default(),
             logging: LoggingConfig::default(),
+            mp: MpConfig::default(),
             cert_modules: Vec::new(),
         }
     }
@@ -254,6 +258,14 @@ mod tests {
         module.extended_key_usage = vec![crate::ExtendedKeyUsage::ServerAuth];
         module.alternative_names = vec!["main".into()];
         config.cert_modules.push(module);
+        config.mp.listen = Some("tcp://0.0.0.0:30001".into());
+        config.mp.main_addr = Some("tcp://10.0.0.1:30001".into());
+        config.mp.channels = crate::MpChannels {
+            iam_open: Some("tcp://127.0.0.1:8090".into()),
+            iam_secure: Some("tcp://127.0.0.1:8089".into()),
+            cm_open: Some("tcp://127.0.0.1:8093".into()),
+            cm_secure: Some("tcp://127.0.0.1:8094".into()),
+        };
         config
     }
 

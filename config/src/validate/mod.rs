@@ -90,6 +90,7 @@ pub(crate) fn validate(config: &Config) -> Vec<ValidationIssue> {
     sections::check_renewal(&config.renewal, &mut issues);
     sections::check_transport(&config.transport, &mut issues);
     sections::check_logging(&config.logging, &mut issues);
+    crate::mp::check(config, &mut issues);
     cert_modules::check_cert_modules(&config.cert_modules, &mut issues);
     cert_modules::check_cert_storage(config, &mut issues);
     issues.0
