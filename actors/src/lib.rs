@@ -2,8 +2,7 @@
 //!
 //! - [`iam`]: cert modules and handler, provisioner, cert validator with renewal, permission handler (M2);
 //! - [`net`]: the transport actor owning one TLS connection with multiplexed channels (M3);
-//! - [`mp`]: the MP link between a secondary node and the main node, a tunnel multiplexer (M4);
-//! - `cm`, `sm`: communication manager and service manager (M4);
+//! - `cm`, `sm`, `mp`: communication manager, service manager and the message-proxy bridge (M4);
 //! - the wire API types exchanged between them (M4).
 //!
 //! Actor rules (see `docs/actors.md`): PKCS#11 work runs on `SyncArbiter` workers or `spawn_blocking`, never
