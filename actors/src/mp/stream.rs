@@ -276,6 +276,15 @@ fn from_signal(signal: Result<WireError, oneshot::error::RecvError>) -> TunnelEn
     }
 }
 
+impl std::fmt::Debug for StreamHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHandle")
+            .field("key", &self.key)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for StreamHandle {
     fn drop(&mut self) {
         if !self.finished {

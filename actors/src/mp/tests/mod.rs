@@ -170,7 +170,9 @@ pub async fn reconnected(bridge: &MpBridge, after: u64) -> (bool, u64) {
     let mut state = bridge.state();
     within("the bridge to reconnect", async {
         state
-            .wait_for(|s| matches!(s, BridgeState::Connected { generation, .. } if *generation > after))
+            .wait_for(
+                |s| matches!(s, BridgeState::Connected { generation, .. } if *generation > after),
+            )
             .await
             .unwrap();
     })

@@ -11,7 +11,9 @@ async fn tunnels_over(main: LinkAddr) {
     let echoes = echo_targets().await;
     let server_pool = ArbiterPool::new(1);
     let bridge_pool = ArbiterPool::new(1);
-    let server = unit.server(&server_pool, main.clone(), addrs(&echoes)).await;
+    let server = unit
+        .server(&server_pool, main.clone(), addrs(&echoes))
+        .await;
     let mut events = server.subscribe();
     let bridge = unit
         .bridge(
@@ -43,7 +45,11 @@ async fn tunnels_over(main: LinkAddr) {
         assert!(back == sent, "{main} {channel:?}: the bytes differ");
     }
     for (channel, echo) in &echoes {
-        assert_eq!(echo.count(), 2, "{main}: connections to the {channel:?} target");
+        assert_eq!(
+            echo.count(),
+            2,
+            "{main}: connections to the {channel:?} target"
+        );
     }
 
     // A tunnel opened in process, without a local listener.
