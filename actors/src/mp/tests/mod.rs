@@ -101,20 +101,31 @@ impl Unit {
         listen: LinkAddr,
         targets: BTreeMap<Channel, LinkAddr>,
     ) -> MpServer {
-        let tls = server_tls(
-            &self.main_creds,
-            self.pki.roots(),
-            "unit1",
-            &TlsOptions::default(),
-        )
-        .unwrap();
+        self.try_server(pool, &self.main_creds, listen, targets)
+            .await
+            .unwrap()
+    }
+
+    /// Start an MP server presenting `creds`.
+    pub async fn try_server(
+        &self,
+        pool: &ArbiterPool,
+        creds: &Credentials,
+        listen: LinkAddr,
+        targets: BTreeMap<Channel, LinkAddr>,
+    ) -> Result<MpServer, MpError> {
         let settings = ServerSettings {
             listen,
             targets,
             mux: mux_settings(),
             link_options: LinkOptions::default(),
         };
-        MpServer::start(pool, settings, tls).await.unwrap()
+        MpServer::start(pool, settings, self.server_tls(creds)).await
+    }
+
+    /// The MP server's TLS configuration, presenting `creds`.
+    pub fn server_tls(&self, creds: &Credentials) -> Arc<rustls::ServerConfig> {
+        server_tls(creds, self.pki.roots(), "unit1", &TlsOptions::default()).unwrap()
     }
 
     /// Start a bridge to `main` with `creds`, with a local TCP listener for each of `channels`.
@@ -163,6 +174,30 @@ pub async fn connected(bridge: &MpBridge) -> (bool, u64) {
         } => (authenticated, generation),
         _ => unreachable!(),
     }
+}
+
+/// Wait until the bridge reports `Disconnected`; why.
+pub async fn disconnected(bridge: &MpBridge) -> BridgeDown {
+    let mut state = bridge.state();
+    let state = within("the bridge to disconnect", async {
+        state
+            .wait_for(|s| matches!(s, BridgeState::Disconnected { .. }))
+            .await
+            .unwrap()
+            .clone()
+    })
+    .await;
+    match state {
+        BridgeState::Disconnected { reason, .. } => reason,
+        _ => unreachable!(),
+    }
+}
+
+/// The next bridge event.
+pub async fn next_bridge_event(events: &mut mpsc::UnboundedReceiver<BridgeEvent>) -> BridgeEvent {
+    within("a bridge event", events.recv())
+        .await
+        .expect("bridge alive")
 }
 
 /// Wait until the bridge reports `Connected` with a generation above `after`.
