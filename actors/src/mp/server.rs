@@ -1,7 +1,7 @@
 //! The main node's MP server: accepts bridges' links and connects their tunnels to the channel targets.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aos_transport::frame::Channel;
@@ -75,6 +75,8 @@ pub struct MpServer {
 
 struct ServerShared {
     links: Mutex<HashMap<u64, Mux>>,
+    /// Set when the server is dropped: links whose handshake finishes afterwards are closed at once.
+    stopped: AtomicBool,
     next_link: AtomicU64,
     events: Subscribers<ServerEvent>,
 }
@@ -99,6 +101,7 @@ impl MpServer {
         settings.mux.codec()?;
         let shared = Arc::new(ServerShared {
             links: Mutex::new(HashMap::new()),
+            stopped: AtomicBool::new(false),
             next_link: AtomicU64::new(1),
             events: Subscribers::new(),
         });
@@ -159,6 +162,7 @@ impl MpServer {
 impl Drop for MpServer {
     fn drop(&mut self) {
         self.accept.abort();
+        self.shared.stopped.store(true, Ordering::SeqCst);
         let links: Vec<Mux> = self
             .shared
             .lock_links()
@@ -243,7 +247,15 @@ async fn serve_link(accepted: Accepted, context: LinkContext) {
             }
         };
         let link = context.shared.next_link.fetch_add(1, Ordering::Relaxed);
-        context.shared.lock_links().insert(link, mux.clone());
+        {
+            let mut links = context.shared.lock_links();
+            if context.shared.stopped.load(Ordering::SeqCst) {
+                drop(links);
+                mux.close("the main node's MP server is shutting down");
+                return;
+            }
+            links.insert(link, mux.clone());
+        }
         match &peer {
             Some(peer) => {
                 tracing::info!(%peer, ?serial, "MP link up (authenticated: all channels)")

@@ -1,4 +1,5 @@
-//! The writing half of a connection: a task that encodes queued frames and writes them in batches.
+//! The writing half of a connection: a task that encodes queued frames and writes them in batches. Also the
+//! writer of the MP link's multiplexer (`crate::mp`).
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
