@@ -16,6 +16,7 @@ pub mod api;
 pub mod clock;
 pub mod cm;
 pub mod iam;
+pub mod mp;
 pub mod net;
 pub mod persist;
 pub mod sm;

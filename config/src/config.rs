@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CertModuleConfig, CmConfig, IamConfig, LoggingConfig, NodeConfig, PermissionsConfig,
+    CertModuleConfig, CmConfig, IamConfig, LoggingConfig, MpConfig, NodeConfig, PermissionsConfig,
     ProvisioningConfig, RenewalConfig, SmConfig, TransportConfig,
 };
 
@@ -48,6 +48,9 @@ pub struct Config {
     /// `[sm]`.
     #[serde(default)]
     pub sm: SmConfig,
+    /// `[mp]`: the MP link between secondary nodes and the main node.
+    #[serde(default)]
+    pub mp: MpConfig,
     /// `[[cert_modules]]`.
     #[serde(default)]
     pub cert_modules: Vec<CertModuleConfig>,
@@ -71,6 +74,7 @@ impl Config {
             logging: LoggingConfig::default(),
             cm: CmConfig::default(),
             sm: SmConfig::default(),
+            mp: MpConfig::default(),
             cert_modules: Vec::new(),
         }
     }
@@ -264,6 +268,14 @@ mod tests {
         module.extended_key_usage = vec![crate::ExtendedKeyUsage::ServerAuth];
         module.alternative_names = vec!["main".into()];
         config.cert_modules.push(module);
+        config.mp.listen = Some("tcp://0.0.0.0:30001".into());
+        config.mp.main_addr = Some("tcp://10.0.0.1:30001".into());
+        config.mp.channels = crate::MpChannels {
+            iam_open: Some("tcp://127.0.0.1:8090".into()),
+            iam_secure: Some("tcp://127.0.0.1:8089".into()),
+            cm_open: Some("tcp://127.0.0.1:8093".into()),
+            cm_secure: Some("tcp://127.0.0.1:8094".into()),
+        };
         config
     }
 

@@ -34,7 +34,7 @@ mod routes;
 mod state;
 mod stream;
 mod wire_error;
-mod writer;
+pub(crate) mod writer;
 
 #[cfg(test)]
 mod tests;

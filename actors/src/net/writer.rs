@@ -1,4 +1,5 @@
-//! The writing half of a connection: a task that encodes queued frames and writes them in batches.
+//! The writing half of a connection: a task that encodes queued frames and writes them in batches. Also the
+//! writer of the MP link's multiplexer (`crate::mp`).
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,10 +20,10 @@ const BATCH_BYTES: usize = 256 * 1024;
 const ZERO_COPY_BODY: usize = 8 * 1024;
 
 /// Written-and-flushed confirmation of one frame.
-pub(super) type Written = oneshot::Sender<Result<(), LinkError>>;
+pub(crate) type Written = oneshot::Sender<Result<(), LinkError>>;
 
 /// What the writer task is asked to do.
-pub(super) enum Outgoing {
+pub(crate) enum Outgoing {
     /// Write this frame; confirm on `written` once flushed.
     Frame {
         /// The frame.
@@ -36,19 +37,19 @@ pub(super) enum Outgoing {
 
 /// The queue into a connection's writer task, with a count of the body bytes waiting in it.
 #[derive(Clone)]
-pub(super) struct Outbox {
+pub(crate) struct Outbox {
     queue: mpsc::UnboundedSender<Outgoing>,
     queued: Arc<AtomicUsize>,
 }
 
 /// The writer's end of an [`Outbox`].
-pub(super) struct Queue {
+pub(crate) struct Queue {
     queue: mpsc::UnboundedReceiver<Outgoing>,
     queued: Arc<AtomicUsize>,
 }
 
 /// An outbox and the queue it feeds.
-pub(super) fn outbox() -> (Outbox, Queue) {
+pub(crate) fn outbox() -> (Outbox, Queue) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     (
@@ -64,7 +65,7 @@ pub(super) fn outbox() -> (Outbox, Queue) {
 
 impl Outbox {
     /// Queue `item`; gives it back if the writer is gone.
-    pub(super) fn send(&self, item: Outgoing) -> Result<(), Outgoing> {
+    pub(crate) fn send(&self, item: Outgoing) -> Result<(), Outgoing> {
         let size = item.size();
         self.queued.fetch_add(size, Ordering::Relaxed);
         self.queue.send(item).map_err(|err| {
@@ -74,7 +75,7 @@ impl Outbox {
     }
 
     /// Bytes queued and not yet taken by the writer.
-    pub(super) fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
 }
@@ -99,7 +100,7 @@ impl Queue {
 
 impl Outgoing {
     /// A frame nobody waits on.
-    pub(super) fn frame(envelope: Envelope) -> Self {
+    pub(crate) fn frame(envelope: Envelope) -> Self {
         Outgoing::Frame {
             envelope,
             written: None,
@@ -120,7 +121,7 @@ impl Outgoing {
 ///
 /// Each wake-up drains what is queued, up to [`BATCH_BYTES`], encodes it into one buffer, writes it and
 /// flushes (DESIGN.md pitfall 8: a frame is never left in the TLS buffer while the writer waits for more).
-pub(super) async fn run<W: AsyncWrite + Unpin>(
+pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut io: W,
     mut queue: Queue,
     mut codec: FrameCodec,

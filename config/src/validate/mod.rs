@@ -92,6 +92,7 @@ pub(crate) fn validate(config: &Config) -> Vec<ValidationIssue> {
     sections::check_logging(&config.logging, &mut issues);
     sections::check_cm(config, &mut issues);
     sections::check_sm(&config.sm, &mut issues);
+    crate::mp::check(config, &mut issues);
     cert_modules::check_cert_modules(&config.cert_modules, &mut issues);
     cert_modules::check_cert_storage(config, &mut issues);
     issues.0

@@ -22,6 +22,15 @@ pub enum ClientAuth {
         /// Which identities are accepted.
         policy: Policy,
     },
+    /// Client certificate optional (e.g. the MP link of a secondary node, which is anonymous until the node
+    /// is provisioned): a client without one is accepted as anonymous (its identity is `None`); a
+    /// certificate that is presented must chain to `roots` and pass `policy`, or the handshake is refused.
+    Optional {
+        /// CA roots presented client certificates must chain to.
+        roots: Arc<RootCertStore>,
+        /// Which identities are accepted when a certificate is presented.
+        policy: Policy,
+    },
     /// Public endpoint: only the server authenticates.
     None,
 }
@@ -44,6 +53,9 @@ pub fn server_config(
     let builder = match client_auth {
         ClientAuth::Required { roots, policy } => builder.with_client_cert_verifier(Arc::new(
             IdentityClientVerifier::new(roots, policy, provider)?,
+        )),
+        ClientAuth::Optional { roots, policy } => builder.with_client_cert_verifier(Arc::new(
+            IdentityClientVerifier::optional(roots, policy, provider)?,
         )),
         ClientAuth::None => builder.with_no_client_auth(),
     };
@@ -243,6 +255,104 @@ mod tests {
         assert_eq!(kinds, [HandshakeKind::Full, HandshakeKind::Resumed]);
         assert_eq!(server_signs, 1);
         assert_eq!(client_signs, 1);
+    }
+
+    /// An echo server (P-256 `mp` identity of node `main`) whose client certificate is optional, accepting
+    /// presented certificates of role `mp` in unit `unit1`; and a client configuration factory for it.
+    struct OptionalServer {
+        hsm: crate::tls::testutil::Hsm,
+        pki: Pki,
+        server: crate::tls::testutil::EchoServer,
+    }
+
+    impl OptionalServer {
+        async fn start() -> OptionalServer {
+            let hsm = Hsm::new();
+            let pki = Pki::new("unit1");
+            let key = hsm.key("mp-main", KeyAlgorithm::EccP256);
+            let creds = Credentials::with(
+                pki.leaf(&key).identity(id("main", Role::Mp)).issue(),
+                Arc::new(key),
+            )
+            .unwrap();
+            let config = server_config(
+                &creds,
+                ClientAuth::Optional {
+                    roots: pki.roots(),
+                    policy: Policy::roles([Role::Mp]).with_unit("unit1"),
+                },
+                &TlsOptions::default(),
+            )
+            .unwrap();
+            let server = crate::tls::testutil::EchoServer::start(config, TIMEOUT).await;
+            OptionalServer { hsm, pki, server }
+        }
+
+        fn client(&self, creds: Option<&Credentials>) -> Arc<ClientConfig> {
+            crate::tls::client_config(
+                crate::tls::ServerAuth::Identity {
+                    roots: self.pki.roots(),
+                    policy: Policy::roles([Role::Mp]),
+                },
+                creds,
+                &TlsOptions::default(),
+            )
+            .unwrap()
+        }
+
+        /// Credentials on a new token key for a certificate `issuer` issues with `identity`.
+        fn creds(&self, issuer: &Pki, identity: crate::tls::PeerIdentity) -> Credentials {
+            let key = self.hsm.key("client", KeyAlgorithm::EccP256);
+            let chain = issuer.leaf(&key).identity(identity).issue();
+            Credentials::with(chain, Arc::new(key)).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn optional_client_auth_accepts_anonymous_clients_and_good_certificates() {
+        let mut s = OptionalServer::start().await;
+        // No client credentials at all, and credentials that are not set yet: both anonymous.
+        for creds in [None, Some(Credentials::new())] {
+            let (mut stream, server_id) =
+                dial(s.server.addr, s.client(creds.as_ref())).await.unwrap();
+            assert_eq!(server_id, Some(id("main", Role::Mp)));
+            assert_eq!(s.server.next().await.unwrap(), None, "anonymous");
+            assert_eq!(echo(&mut stream, b"anon").await, b"anon");
+        }
+        // A certificate the policy accepts: the server sees its identity.
+        let creds = s.creds(&s.pki, id("n1", Role::Mp));
+        let (mut stream, _) = dial(s.server.addr, s.client(Some(&creds))).await.unwrap();
+        assert_eq!(s.server.next().await.unwrap(), Some(id("n1", Role::Mp)));
+        assert_eq!(echo(&mut stream, b"mp").await, b"mp");
+    }
+
+    #[tokio::test]
+    async fn optional_client_auth_refuses_a_presented_certificate_that_fails() {
+        let mut s = OptionalServer::start().await;
+        let foreign = Pki::new("foreign");
+        let cases = [
+            (
+                s.creds(&foreign, id("n1", Role::Mp)),
+                RefusalReason::UnknownIssuer,
+            ),
+            (
+                s.creds(&s.pki, id("n1", Role::Sm)),
+                RefusalReason::RoleNotAccepted,
+            ),
+            (
+                s.creds(
+                    &s.pki,
+                    crate::tls::PeerIdentity::new("unit2", "n1", Role::Mp).unwrap(),
+                ),
+                RefusalReason::UnitNotAccepted,
+            ),
+        ];
+        for (creds, expected) in cases {
+            let client = dial(s.server.addr, s.client(Some(&creds))).await;
+            assert_eq!(s.server.next_refusal().await, expected);
+            let err = client.expect_err("a refused certificate is not downgraded to anonymous");
+            assert!(matches!(err, HandshakeError::RefusedByPeer(_)), "{err:?}");
+        }
     }
 
     fn tls12_only_client(h: &Harness, creds: &Credentials) -> Arc<ClientConfig> {

@@ -17,10 +17,14 @@ use crate::tls::refusal::{describe, log_refusal, Refusal, RefusalReason, Side};
 /// Server side: requires a client certificate that chains to the roots, is valid now, allows clientAuth
 /// (webpki: if the certificate has an EKU extension it must list clientAuth), and carries an identity the
 /// policy accepts.
+///
+/// Built with [`IdentityClientVerifier::optional`], it also lets clients without a certificate through
+/// (anonymous); a certificate that *is* presented is checked exactly as above, and refused if it fails.
 #[derive(Debug)]
 pub struct IdentityClientVerifier {
     webpki: Arc<dyn ClientCertVerifier>,
     policy: Policy,
+    mandatory: bool,
 }
 
 /// Client side: requires a server certificate that chains to the roots, is valid now, allows serverAuth,
@@ -46,7 +50,23 @@ impl IdentityClientVerifier {
             return Err(TlsError::NoRoots);
         }
         let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider).build()?;
-        Ok(IdentityClientVerifier { webpki, policy })
+        Ok(IdentityClientVerifier {
+            webpki,
+            policy,
+            mandatory: true,
+        })
+    }
+
+    /// A verifier that accepts clients without a certificate too (anonymous), and checks a presented
+    /// certificate as [`IdentityClientVerifier::new`] does: chain to `roots`, then `policy`.
+    pub fn optional(
+        roots: Arc<RootCertStore>,
+        policy: Policy,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<IdentityClientVerifier, TlsError> {
+        let mut verifier = IdentityClientVerifier::new(roots, policy, provider)?;
+        verifier.mandatory = false;
+        Ok(verifier)
     }
 
     /// The policy enforced.
@@ -61,7 +81,7 @@ impl ClientCertVerifier for IdentityClientVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
