@@ -103,7 +103,7 @@ impl Token {
             .iter()
             .map(|c| cert_fields(c))
             .collect::<Result<Vec<_>>>()?;
-        self.with_session(|s| {
+        self.with_session_exclusive(|s| {
             let mut created = Vec::new();
             let result = (|| {
                 if !find_certs(s, label, Some(id))?.is_empty() {
@@ -182,7 +182,7 @@ impl Token {
     /// Destroy the certificate and both keys of `label`/`id`, then authority certificates of `label` that no
     /// remaining certificate of `label` needs. Objects of other labels are never touched.
     pub fn delete_set(&self, label: &str, id: &[u8]) -> Result<usize> {
-        let mut destroyed = self.with_session(|s| {
+        let mut destroyed = self.with_session_exclusive(|s| {
             let objects = s.find_objects(&[
                 Attribute::Label(label.as_bytes().to_vec()),
                 Attribute::Id(id.to_vec()),
@@ -198,7 +198,7 @@ impl Token {
 
     /// Destroy every object labelled `label` (keys, certificates, anything). Other labels stay.
     pub fn delete_label(&self, label: &str) -> Result<usize> {
-        self.with_session(|s| {
+        self.with_session_exclusive(|s| {
             let objects = s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])?;
             for object in &objects {
                 s.destroy_object(*object)?;
@@ -225,7 +225,7 @@ impl Token {
                 keep.insert(cert.as_ref().to_vec());
             }
         }
-        self.with_session(|s| {
+        self.with_session_exclusive(|s| {
             let mut destroyed = 0;
             for cert in find_certs(s, label, Some(&[]))? {
                 if !keep.contains(&get_bytes(s, cert, AttributeType::Value)?) {

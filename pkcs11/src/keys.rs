@@ -50,7 +50,7 @@ impl Token {
         let mut id = vec![0u8; KEY_ID_LEN];
         getrandom::fill(&mut id).map_err(|e| Error::Random(e.to_string()))?;
         let label_bytes = label.as_bytes().to_vec();
-        let (public, private) = self.with_session(|s| {
+        let (public, private) = self.with_session_exclusive(|s| {
             let common_public = [
                 Attribute::Token(true),
                 Attribute::Private(false),

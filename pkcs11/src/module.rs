@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 pub struct Module {
     path: PathBuf,
     ctx: Pkcs11,
+    /// Object creation and destruction exclude every other object access of this process on the module's
+    /// tokens: SoftHSM can fail `C_GenerateKeyPair` with `CKR_GENERAL_ERROR` while another session reads the
+    /// same token (SoftHSMv2 issue 573). Reads and signatures share the lock.
+    objects: std::sync::RwLock<()>,
 }
 
 /// What a slot's token reports about itself.
@@ -88,9 +92,20 @@ impl Module {
         let module = Arc::new(Module {
             path: key.clone(),
             ctx,
+            objects: std::sync::RwLock::new(()),
         });
         modules.insert(key, module.clone());
         Ok(module)
+    }
+
+    /// Shared access to the module's token objects (reads, signatures).
+    pub(crate) fn objects_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.objects.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Exclusive access to the module's token objects (creating and destroying them).
+    pub(crate) fn objects_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.objects.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The canonical path of the library.

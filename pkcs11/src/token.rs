@@ -131,9 +131,22 @@ impl Token {
         })
     }
 
-    /// Run `op` on a pooled session. When the session turns out lost (closed, logged out, token removed)
-    /// the session is discarded, the login is renewed and `op` runs once more on a fresh session.
-    pub fn with_session<T>(&self, mut op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
+    /// Run `op` on a pooled session, with shared access to the token's objects (reads, signatures). When
+    /// the session turns out lost (closed, logged out, token removed) the session is discarded, the login is
+    /// renewed and `op` runs once more on a fresh session. `op` must not call back into the token.
+    pub fn with_session<T>(&self, op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
+        let _shared = self.module.objects_shared();
+        self.run(op)
+    }
+
+    /// [`Token::with_session`] with exclusive access to the token's objects, for operations that create or
+    /// destroy objects (see [`Module`]'s object lock).
+    pub fn with_session_exclusive<T>(&self, op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
+        let _exclusive = self.module.objects_exclusive();
+        self.run(op)
+    }
+
+    fn run<T>(&self, mut op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
         let session = self.session()?;
         match op(&session) {
             Err(err) if err.is_session_lost() || !is_user_session(&session) => {
