@@ -80,6 +80,9 @@ struct Entry {
     allowance: usize,
     /// Bytes the pump delivered and we have not yet acknowledged.
     unacked: usize,
+    /// Acknowledge once this many bytes were delivered: a quarter of the window actually in use,
+    /// `min(our window, the peer's)`, since the peer never has more than that outstanding.
+    ack_threshold: usize,
     /// The peer sent `Close`.
     peer_closed: bool,
     /// What we may still send.
@@ -94,6 +97,11 @@ fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
     table
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// When to acknowledge: a quarter of the window in use on a stream whose sides offered `ours` and `theirs`.
+fn ack_threshold(ours: u32, theirs: u32) -> usize {
+    (ours.min(theirs) as usize / 4).max(1)
 }
 
 fn violation(what: impl Into<String>) -> LinkEnd {
@@ -254,17 +262,16 @@ impl Mux {
         let _ = self.shared.outbox.send(Outgoing::frame(envelope));
     }
 
-    /// The pump delivered `n` bytes of `key` to its consumer: acknowledge them once a quarter window has
-    /// gathered, so the peer may send that much more.
+    /// The pump delivered `n` bytes of `key` to its consumer: acknowledge them once a quarter of the window
+    /// in use has gathered, so the peer may send that much more.
     pub(crate) fn consumed(&self, key: StreamKey, n: usize) {
-        let threshold = (self.shared.settings.stream_window as usize / 4).max(1);
         let grant = {
             let mut table = lock(&self.shared.table);
             let Some(entry) = table.streams.get_mut(&key) else {
                 return;
             };
             entry.unacked += n;
-            if entry.unacked < threshold || entry.peer_closed {
+            if entry.unacked < entry.ack_threshold || entry.peer_closed {
                 return;
             }
             let grant = std::mem::take(&mut entry.unacked);
@@ -294,12 +301,14 @@ impl Mux {
         if let Some(limit) = send_limit {
             credit.set_limit(limit.min(window) as usize);
         }
+        let ack_threshold = ack_threshold(window, send_limit.unwrap_or(window));
         let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
         let (reset_tx, reset_rx) = oneshot::channel();
         let entry = Entry {
             inbound: inbound_tx,
             allowance: window as usize,
             unacked: 0,
+            ack_threshold,
             peer_closed: false,
             credit: credit.clone(),
             reset: Some(reset_tx),
@@ -463,9 +472,9 @@ impl Mux {
             if n == 0 {
                 return Err(violation(format!("stream {id} opened with a zero window")));
             }
-            entry
-                .credit
-                .set_limit(n.min(self.shared.settings.stream_window) as usize);
+            let window = self.shared.settings.stream_window;
+            entry.credit.set_limit(n.min(window) as usize);
+            entry.ack_threshold = ack_threshold(window, n);
             let _ = opened.send(Ok(()));
             return Ok(());
         }

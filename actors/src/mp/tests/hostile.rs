@@ -48,7 +48,16 @@ async fn hostile_frames_end_only_their_own_link() {
     let unit = Unit::new();
     let echoes = echo_targets().await;
     let pool = ArbiterPool::new(2);
-    let server = unit.server(&pool, any_tcp(), addrs(&echoes)).await;
+    // A window smaller than one frame, so that one frame exceeds it however fast the target reads (the
+    // bridge's own window stays at 64 KiB: the sides' windows need not match).
+    let small = MuxSettings {
+        stream_window: 4096,
+        ..mux_settings()
+    };
+    let server = unit
+        .server_with(&pool, &unit.main_creds, any_tcp(), addrs(&echoes), small)
+        .await
+        .unwrap();
     let mut events = server.subscribe();
     let bridge = unit
         .bridge(
@@ -60,6 +69,9 @@ async fn hostile_frames_end_only_their_own_link() {
         .await;
     connected(&bridge).await;
     link_up(&mut events).await;
+    let data = random_bytes(200_000, 31);
+    let back = round_trip(dial_local(&bridge, Channel::IamOpen).await, &data).await;
+    assert!(back == data, "a 4 KiB window still carries everything");
     let healthy = dial_local(&bridge, Channel::IamOpen).await;
     let (mut healthy_rd, mut healthy_wr) = tokio::io::split(healthy);
 
@@ -88,12 +100,8 @@ async fn hostile_frames_end_only_their_own_link() {
     ))
     .await
     .unwrap();
-    for _ in 0..6 {
-        let event = Envelope::new(Channel::IamOpen, 1, MessageKind::Event, vec![1u8; 16_000]);
-        if raw.send(event).await.is_err() {
-            break;
-        }
-    }
+    let event = Envelope::new(Channel::IamOpen, 1, MessageKind::Event, vec![1u8; 16_000]);
+    raw.send(event).await.unwrap();
     let reason = link_down(&mut events).await;
     assert!(
         matches!(&reason, LinkEnd::Protocol(what) if what.contains("window")),

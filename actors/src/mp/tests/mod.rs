@@ -114,10 +114,23 @@ impl Unit {
         listen: LinkAddr,
         targets: BTreeMap<Channel, LinkAddr>,
     ) -> Result<MpServer, MpError> {
+        self.server_with(pool, creds, listen, targets, mux_settings())
+            .await
+    }
+
+    /// Start an MP server presenting `creds`, with these tunnel limits.
+    pub async fn server_with(
+        &self,
+        pool: &ArbiterPool,
+        creds: &Credentials,
+        listen: LinkAddr,
+        targets: BTreeMap<Channel, LinkAddr>,
+        mux: MuxSettings,
+    ) -> Result<MpServer, MpError> {
         let settings = ServerSettings {
             listen,
             targets,
-            mux: mux_settings(),
+            mux,
             link_options: LinkOptions::default(),
         };
         MpServer::start(pool, settings, self.server_tls(creds)).await
@@ -331,7 +344,7 @@ where
         rd.read_to_end(&mut back).await.unwrap();
         back
     };
-    tokio::join!(write, read).1
+    within("a round trip", async { tokio::join!(write, read).1 }).await
 }
 
 /// Connect to a bridge's local listener of `channel`.

@@ -13,14 +13,16 @@ use crate::mp::stream::TunnelEnd;
 
 /// An opener and an acceptor joined by a pipe; the acceptor's open requests.
 fn pair(settings: MuxSettings) -> (Mux, Mux, mpsc::UnboundedReceiver<PendingOpen>) {
+    pair_with(settings.clone(), settings)
+}
+
+/// The same with different settings on each side.
+fn pair_with(
+    opener: MuxSettings,
+    settings: MuxSettings,
+) -> (Mux, Mux, mpsc::UnboundedReceiver<PendingOpen>) {
     let (a, b) = tokio::io::duplex(256 * 1024);
-    let opener = Mux::start(
-        Box::new(a),
-        settings.clone(),
-        MuxRole::Opener,
-        "opener".into(),
-    )
-    .unwrap();
+    let opener = Mux::start(Box::new(a), opener, MuxRole::Opener, "opener".into()).unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     let acceptor = Mux::start(
         Box::new(b),
@@ -115,6 +117,30 @@ async fn bytes_cross_both_ways_with_half_close_and_the_streams_are_cleaned_up() 
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn windows_of_different_sizes_carry_everything_both_ways() {
+    // Each side acknowledges a quarter of the window in use (the smaller one), or the side with the
+    // larger window would wait for more than its peer may ever send.
+    let small = MuxSettings {
+        stream_window: 4096,
+        ..mux_settings()
+    };
+    for (opener, acceptor) in [
+        (small.clone(), mux_settings()),
+        (mux_settings(), small.clone()),
+    ] {
+        let (opener, _acceptor, opens) = pair_with(opener, acceptor);
+        let _echo = echo_all(opens);
+        let (pipe, pump) = open_pipe(&opener, Channel::IamOpen, 2048).await;
+        let data = random_bytes(300_000, 12);
+        assert!(round_trip(pipe, &data).await == data);
+        assert!(matches!(
+            within("the pump", pump).await.unwrap(),
+            TunnelEnd::Finished
+        ));
+    }
 }
 
 #[tokio::test]
