@@ -9,6 +9,15 @@ use crate::der;
 use crate::error::{Error, Result};
 use crate::token::Token;
 
+/// Total time this process spent in `C_GenerateKeyPair`, in nanoseconds (benchmarks compare a whole
+/// provisioning against the key generation it contains; metrics may export it).
+static KEYGEN_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Total time this process spent generating key pairs on tokens.
+pub fn keygen_time() -> std::time::Duration {
+    std::time::Duration::from_nanos(KEYGEN_NANOS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Length of the random `CKA_ID` that links a private key, its public key and its certificate.
 pub const KEY_ID_LEN: usize = 16;
 
@@ -83,7 +92,11 @@ impl Token {
                 ),
             };
             public.extend(common_public.iter().cloned());
-            Ok(s.generate_key_pair(&mechanism, &public, &private)?)
+            let started = std::time::Instant::now();
+            let pair = s.generate_key_pair(&mechanism, &public, &private);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            KEYGEN_NANOS.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+            Ok(pair?)
         })?;
         let spki = self.with_session(|s| public_key_info(s, public, algorithm))?;
         tracing::debug!(token = %self.label(), %label, id = %hex::encode(&id), %algorithm, "generated key pair");
