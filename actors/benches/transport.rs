@@ -64,10 +64,12 @@ async fn run(scale: usize, sections: String) {
     let (mut ratio_a, mut ratio_c50, mut ratio_c99, mut ratio_d) =
         (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
     let (mut events_rate, mut requests_rate) = (f64::NAN, f64::NAN);
-    let hsm = Hsm::new();
+    // One SoftHSM per side, as two nodes each have their own token.
+    let server_hsm = Hsm::new();
+    let client_hsm = Hsm::new();
     let pki = Pki::new("unit1");
-    let server_key = hsm.key("iam", KeyAlgorithm::EccP256);
-    let client_key = hsm.key("sm", KeyAlgorithm::EccP256);
+    let server_key = server_hsm.key("iam", KeyAlgorithm::EccP256);
+    let client_key = client_hsm.key("sm", KeyAlgorithm::EccP256);
     let (token_server_signer, token_nanos_s) = Timed::wrap(Arc::new(server_key.clone()));
     let (token_client_signer, token_nanos_c) = Timed::wrap(Arc::new(client_key.clone()));
     let token = Tls::new(
