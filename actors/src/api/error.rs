@@ -76,6 +76,10 @@ impl From<CertError> for ApiError {
 
 impl From<ProvisionError> for ApiError {
     fn from(e: ProvisionError) -> Self {
+        let e = match e {
+            ProvisionError::Cert(inner) => return inner.into(),
+            other => other,
+        };
         let mut retry_after = None;
         let code = match &e {
             ProvisionError::WrongPassword => ErrorCode::WrongPassword,
@@ -88,7 +92,6 @@ impl From<ProvisionError> for ApiError {
             }
             ProvisionError::Busy => ErrorCode::Busy,
             ProvisionError::Token { .. } | ProvisionError::Mailbox => ErrorCode::Unavailable,
-            ProvisionError::Cert(inner) => return ApiError::from(clone_cert_error(inner)),
             _ => ErrorCode::Internal,
         };
         ApiError {
@@ -96,21 +99,6 @@ impl From<ProvisionError> for ApiError {
             message: e.to_string(),
             retry_after,
         }
-    }
-}
-
-fn clone_cert_error(e: &CertError) -> CertError {
-    match e {
-        CertError::UnknownCertType(t) => CertError::UnknownCertType(t.clone()),
-        CertError::NotFound(t) => CertError::NotFound(t.clone()),
-        CertError::Chain { cert_type, reason } => CertError::Chain {
-            cert_type: cert_type.clone(),
-            reason: reason.clone(),
-        },
-        other => CertError::Build {
-            cert_type: String::new(),
-            message: other.to_string(),
-        },
     }
 }
 

@@ -146,4 +146,13 @@ fn errors_map_to_codes() {
     );
     let e: ApiError = crate::iam::cert_module::CertError::UnknownCertType("x".into()).into();
     assert_eq!(e.code, ErrorCode::NotFound);
+    let e: ApiError = ProvisionError::Cert(crate::iam::cert_module::CertError::UnknownCertType(
+        "x".into(),
+    ))
+    .into();
+    assert_eq!(
+        e.code,
+        ErrorCode::NotFound,
+        "a cert error inside a provisioning error keeps its code"
+    );
 }
