@@ -17,9 +17,18 @@ pub const TEE_PIN_NAMESPACE: uuid::Uuid = uuid::uuid!("58ac9ca0-2086-4683-a1b8-e
 /// Length in bytes of the randomness behind a generated user PIN (hex-encoded: 64 characters).
 const GENERATED_PIN_BYTES: usize = 32;
 
-/// A PIN or password. Zeroized on drop; its `Debug` prints nothing of the value.
-#[derive(Clone, PartialEq, Eq)]
+/// A PIN or password. Zeroized on drop; its `Debug` prints nothing of the value; compared in constant time.
+#[derive(Clone)]
 pub struct Pin(Zeroizing<String>);
+
+impl PartialEq for Pin {
+    fn eq(&self, other: &Self) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(self.0.as_bytes(), other.0.as_bytes())
+            .is_ok()
+    }
+}
+
+impl Eq for Pin {}
 
 impl Pin {
     /// Wrap a PIN value.
