@@ -380,6 +380,37 @@ mod tests {
     }
 
     #[test]
+    fn key_generation_while_other_threads_read_the_token() {
+        // SoftHSMv2 issue 573: C_GenerateKeyPair can fail while another session reads the same token. The
+        // module's object lock makes them take turns.
+        let hsm = SoftHsm::new();
+        let token = hsm.token("race");
+        std::thread::scope(|scope| {
+            for t in 0..2 {
+                let token = token.clone();
+                scope.spawn(move || {
+                    for _ in 0..15 {
+                        token
+                            .generate_key_pair(&format!("gen{t}"), KeyAlgorithm::EccP256)
+                            .unwrap();
+                    }
+                });
+            }
+            for _ in 0..2 {
+                let token = token.clone();
+                scope.spawn(move || {
+                    for _ in 0..60 {
+                        token.inventory("gen0").unwrap();
+                        token.inventory("gen1").unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(token.inventory("gen0").unwrap().sets.len(), 15);
+        assert_eq!(token.inventory("gen1").unwrap().sets.len(), 15);
+    }
+
+    #[test]
     fn unknown_key_is_not_found() {
         let hsm = SoftHsm::new();
         let token = hsm.token("nf");
