@@ -117,6 +117,9 @@ pub(crate) fn check_link_addr(addr: &str) -> Result<(), String> {
     }
 }
 
+/// The cert type whose certificate a secondary node's MP bridge presents (role `mp`).
+pub const BRIDGE_CERT_TYPE: &str = "mp";
+
 /// Checks `[mp]`: which node role may set which address, address syntax, ranges, duplicate listeners.
 pub(crate) fn check(config: &Config, issues: &mut Issues) {
     let mp = &config.mp;
@@ -142,6 +145,17 @@ pub(crate) fn check(config: &Config, issues: &mut Issues) {
             );
         } else {
             issues.check(path.key("main_addr"), check_link_addr(main_addr));
+            let has_mp = config
+                .enabled_cert_modules()
+                .any(|m| m.id == BRIDGE_CERT_TYPE);
+            if !has_mp {
+                issues.near(
+                    path.key("main_addr"),
+                    [KeyPath::root().key("cert_modules")],
+                    "the MP bridge authenticates with the node's `mp` certificate: add an enabled \
+                     [[cert_modules]] entry with id = \"mp\"",
+                );
+            }
         }
     }
     if !(MIN_STREAM_WINDOW..=MAX_STREAM_WINDOW).contains(&mp.stream_window) {
@@ -194,13 +208,24 @@ pub(crate) fn check(config: &Config, issues: &mut Issues) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_error_at, ok, MAIN};
+    use crate::test_support::{assert_error_at, ok, MAIN, MP_MODULE};
 
     fn secondary(mp: &str) -> String {
         format!(
-            "{}\n[iam]\nmain_public_addr = \"main:8090\"\nmain_protected_addr = \"main:8089\"\n{mp}",
+            "{}{MP_MODULE}\n[iam]\nmain_public_addr = \"main:8090\"\nmain_protected_addr = \"main:8089\"\n{mp}",
             MAIN.replace("role = \"main\"", "role = \"secondary\"")
         )
+    }
+
+    #[test]
+    fn a_bridged_secondary_needs_an_mp_module_and_no_main_addresses() {
+        let bare = MAIN.replace("role = \"main\"", "role = \"secondary\"");
+        let text = format!("{bare}\n[mp]\nmain_addr = \"tcp://10.0.0.1:30001\"\n");
+        assert_error_at(&text, "main_addr", "mp.main_addr", "id = \"mp\"");
+        let config = ok(&format!(
+            "{bare}{MP_MODULE}\n[mp]\nmain_addr = \"tcp://10.0.0.1:30001\"\n[sm]\nenabled = true\n"
+        ));
+        assert!(config.iam.main_public_addr.is_none() && config.sm.cm_addr.is_none());
     }
 
     #[test]

@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Default of `sm.cm_addr`: the CM's SM controller on this host.
-pub const DEFAULT_CM_ADDR: &str = "localhost:8093";
 /// Default period of the SM's check that IAM still knows its instances.
 pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -15,9 +13,9 @@ pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 pub struct SmConfig {
     /// Run the SM on this node.
     pub enabled: bool,
-    /// `host:port` of the CM's SM controller: on the main node the CM itself, on a secondary node the MP
-    /// bridge's local `CmSecure` listener.
-    pub cm_addr: String,
+    /// `host:port` of the CM's SM controller. Unset (the default): this node's own CM on the main node, a
+    /// `CmSecure` tunnel of the MP bridge on a secondary node.
+    pub cm_addr: Option<String>,
     /// Period of the check that IAM still knows every running instance (re-registration after an IAM
     /// restart that lost them).
     #[serde(with = "crate::duration::serde_str")]
@@ -28,7 +26,7 @@ impl Default for SmConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            cm_addr: DEFAULT_CM_ADDR.to_owned(),
+            cm_addr: None,
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
         }
     }

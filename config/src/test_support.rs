@@ -24,6 +24,18 @@ token_label = "aoscore"
 user_pin_path = "/var/aos/aoscore.pin"
 "#;
 
+/// The `mp` module a bridged secondary node needs, to append to [`MAIN`].
+pub(crate) const MP_MODULE: &str = r#"
+[[cert_modules]]
+id = "mp"
+algorithm = "ecc"
+
+[cert_modules.pkcs11]
+library = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "aoscore"
+user_pin_path = "/var/aos/aoscore.pin"
+"#;
+
 /// A second module on the `aoscloud` token, to append to [`MAIN`] (becomes `cert_modules[1]`).
 pub(crate) const ONLINE: &str = r#"
 [[cert_modules]]

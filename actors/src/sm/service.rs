@@ -68,10 +68,15 @@ impl SmOptions {
         }
     }
 
-    /// Options from a node's configuration.
-    pub fn from_config(config: &Config) -> SmOptions {
+    /// Options from a node's configuration: the CM at `sm.cm_addr` if it is set, else through `default_cm`
+    /// (the node assembly passes this node's own CM, or a tunnel of the MP bridge).
+    pub fn from_config(config: &Config, default_cm: Arc<dyn Dialer>) -> SmOptions {
+        let cm: Arc<dyn Dialer> = match &config.sm.cm_addr {
+            Some(addr) => Arc::new(HostDialer::new(addr.clone())),
+            None => default_cm,
+        };
         SmOptions {
-            cm: Arc::new(HostDialer::new(config.sm.cm_addr.clone())),
+            cm,
             link: LinkConfig::from(&config.transport),
             tls: TlsOptions::from(&config.transport),
             reconcile_interval: config.sm.reconcile_interval,

@@ -232,8 +232,9 @@ fn main_example_loads_with_the_shipped_modules() -> Result<(), ConfigError> {
 fn secondary_example_loads() -> Result<(), ConfigError> {
     let config = example("secondary-node.toml")?;
     assert!(!config.node.is_main());
-    assert_eq!(config.iam.main_public_addr.as_deref(), Some("main:8090"));
-    assert_eq!(config.iam.main_protected_addr.as_deref(), Some("main:8089"));
+    // It reaches the main node through the MP bridge, with its `mp` certificate.
+    assert_eq!(config.iam.main_public_addr, None);
+    assert!(config.mp.main_addr.is_some() && config.cert_module("mp").is_some());
     assert!(config
         .cert_module("iam")
         .is_some_and(|m| m.pkcs11.user_pin_path.is_some()));

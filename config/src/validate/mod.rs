@@ -91,7 +91,7 @@ pub(crate) fn validate(config: &Config) -> Vec<ValidationIssue> {
     sections::check_transport(&config.transport, &mut issues);
     sections::check_logging(&config.logging, &mut issues);
     sections::check_cm(config, &mut issues);
-    sections::check_sm(&config.sm, &mut issues);
+    sections::check_sm(config, &mut issues);
     crate::mp::check(config, &mut issues);
     cert_modules::check_cert_modules(&config.cert_modules, &mut issues);
     cert_modules::check_cert_storage(config, &mut issues);

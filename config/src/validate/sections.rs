@@ -8,8 +8,7 @@ use super::Issues;
 use crate::key_path::KeyPath;
 use crate::transport::{MAX_FRAME_SIZE, MIN_FRAME_SIZE};
 use crate::{
-    Config, LoggingConfig, PermissionsConfig, ProvisioningConfig, RenewalConfig, SmConfig,
-    TransportConfig,
+    Config, LoggingConfig, PermissionsConfig, ProvisioningConfig, RenewalConfig, TransportConfig,
 };
 
 fn root(key: &str) -> KeyPath {
@@ -72,13 +71,14 @@ pub(super) fn check_iam(config: &Config, issues: &mut Issues) {
                 path.key(key),
                 "only secondary nodes connect to a main node; remove it or set node.role = \"secondary\"",
             ),
-            (false, None) => issues.near(
+            (false, None) if config.mp.main_addr.is_none() => issues.near(
                 path.key(key),
                 [path.clone(), role.clone()],
-                "required on a secondary node (node.role = \"secondary\"): host:port of the main node's IAM",
+                "required on a secondary node (node.role = \"secondary\") without an MP bridge \
+                 (mp.main_addr): host:port of the main node's IAM",
             ),
             (_, Some(addr)) => issues.check(path.key(key), check_host_port(addr)),
-            (true, None) => {}
+            (_, None) => {}
         }
     }
     if let Some(fingerprint) = &iam.main_fingerprint {
@@ -276,9 +276,24 @@ pub(super) fn check_cm(config: &Config, issues: &mut Issues) {
     );
 }
 
-pub(super) fn check_sm(sm: &SmConfig, issues: &mut Issues) {
+pub(super) fn check_sm(config: &Config, issues: &mut Issues) {
+    let sm = &config.sm;
     let path = root("sm");
-    issues.check(path.key("cm_addr"), check_host_port(&sm.cm_addr));
+    match &sm.cm_addr {
+        Some(addr) => issues.check(path.key("cm_addr"), check_host_port(addr)),
+        None if !sm.enabled => {}
+        None if config.node.is_main() && !config.cm.enabled => issues.near(
+            path.key("cm_addr"),
+            [path.clone(), root("cm").key("enabled")],
+            "the SM needs a CM: set cm.enabled = true on this main node, or cm_addr",
+        ),
+        None if !config.node.is_main() && config.mp.main_addr.is_none() => issues.near(
+            path.key("cm_addr"),
+            [path.clone(), root("mp").key("main_addr")],
+            "the SM of a secondary node reaches the CM through the MP bridge: set mp.main_addr, or cm_addr",
+        ),
+        None => {}
+    }
     positive(
         issues,
         path.key("reconcile_interval"),

@@ -255,8 +255,18 @@ fn cm_addresses_are_checked() {
 #[test]
 fn sm_keys_are_checked() {
     let config = ok(MAIN);
-    assert_eq!(config.sm.cm_addr, "localhost:8093");
+    assert_eq!(config.sm.cm_addr, None);
     assert!(!config.sm.enabled);
+    // Without cm_addr the SM needs this node's CM (main) or the MP bridge (secondary).
+    let text = format!("{MAIN}\n[sm]\nenabled = true\n");
+    assert_error_at(&text, "[sm]", "sm.cm_addr", "set cm.enabled = true");
+    ok(&format!(
+        "{MAIN}\n[cm]\nenabled = true\n[sm]\nenabled = true\n"
+    ));
+    let text = secondary(
+        "[iam]\nmain_public_addr = \"main:8090\"\nmain_protected_addr = \"main:8089\"\n[sm]\nenabled = true\n",
+    );
+    assert_error_at(&text, "[sm]", "sm.cm_addr", "set mp.main_addr");
     let text = format!("{MAIN}\n[sm]\nenabled = true\ncm_addr = \"main\"\n");
     assert_error_at(&text, "cm_addr", "sm.cm_addr", "is not host:port");
     let text = format!("{MAIN}\n[sm]\nreconcile_interval = \"0s\"\n");
