@@ -39,6 +39,9 @@ impl CertCredentials {
     fn load(&mut self, serial: Option<String>, ctx: &mut Context<Self>) {
         self.loads += 1;
         let load = self.loads;
+        // At start a node that is not provisioned has no certificate, and its token may not even be
+        // initialised yet: not worth a warning.
+        let initial = serial.is_none();
         let (handler, cert_type) = (self.handler.clone(), self.cert_type.clone());
         let fut = async move {
             let serial = match serial {
@@ -74,6 +77,9 @@ impl CertCredentials {
             }
             Err(CertError::NotFound(_)) => {
                 tracing::info!(cert_type = %act.cert_type, "no certificate yet; TLS credentials stay empty")
+            }
+            Err(err) if initial => {
+                tracing::info!(cert_type = %act.cert_type, "no usable certificate yet ({err}); TLS credentials stay empty")
             }
             Err(err) => {
                 tracing::warn!(cert_type = %act.cert_type, "cannot load the certificate for TLS: {err}")

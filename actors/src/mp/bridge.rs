@@ -177,13 +177,17 @@ impl MpBridge {
     /// Open a tunnel on `channel` directly, without a local listener (for components in this process).
     /// Fails at once when the link is down or when a secure channel is asked for on an anonymous link.
     pub async fn open(&self, channel: Channel) -> Result<Tunnel, MpError> {
-        let mux = self.shared.usable(channel)?;
-        let stream = mux.open(channel).await?;
-        let (ours, theirs) = tokio::io::duplex(mux.chunk());
-        self.shared.arbiter.spawn(async move {
-            log_end(channel, stream.pump(theirs).await);
-        });
-        Ok(ours)
+        self.shared.open(channel).await
+    }
+
+    /// A [`Dialer`](crate::net::Dialer) whose every dial opens a tunnel on `channel`: how this node's own
+    /// components (the IAM registration client, the SM) reach the main node's endpoints through the bridge.
+    /// It keeps working across reconnects of the bridge and fails its dials once the bridge is dropped.
+    pub fn dialer(&self, channel: Channel) -> TunnelDialer {
+        TunnelDialer {
+            shared: Arc::downgrade(&self.shared),
+            channel,
+        }
     }
 
     /// Stop: close the link (the main node gets a `Close`) and the local listeners.
@@ -210,9 +214,54 @@ impl std::fmt::Debug for MpBridge {
     }
 }
 
+/// Dials tunnels of one channel of an [`MpBridge`] ([`MpBridge::dialer`]).
+#[derive(Clone)]
+pub struct TunnelDialer {
+    shared: std::sync::Weak<BridgeShared>,
+    channel: Channel,
+}
+
+impl crate::net::Dialer for TunnelDialer {
+    fn dial(&self) -> crate::net::DialFuture {
+        let (shared, channel) = (self.shared.upgrade(), self.channel);
+        Box::pin(async move {
+            let shared = shared.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotConnected, "the MP bridge was shut down")
+            })?;
+            let tunnel = shared.open(channel).await.map_err(|e| {
+                io::Error::new(io::ErrorKind::ConnectionRefused, format!("MP tunnel: {e}"))
+            })?;
+            Ok(Box::new(tunnel) as crate::net::BoxedStream)
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("mp tunnel {:?}", self.channel)
+    }
+}
+
+impl std::fmt::Debug for TunnelDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelDialer")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
 // === impl BridgeShared ===
 
 impl BridgeShared {
+    /// Open a tunnel on `channel` over the current link.
+    async fn open(&self, channel: Channel) -> Result<Tunnel, MpError> {
+        let mux = self.usable(channel)?;
+        let stream = mux.open(channel).await?;
+        let (ours, theirs) = tokio::io::duplex(mux.chunk());
+        self.arbiter.spawn(async move {
+            log_end(channel, stream.pump(theirs).await);
+        });
+        Ok(ours)
+    }
+
     fn set_current(&self, current: Option<Current>) {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = current;
     }

@@ -26,7 +26,7 @@ mod tls;
 #[cfg(test)]
 mod tests;
 
-pub use bridge::{BridgeEvent, BridgeState, MpBridge, Tunnel};
+pub use bridge::{BridgeEvent, BridgeState, MpBridge, Tunnel, TunnelDialer};
 pub use error::{BridgeDown, LinkEnd, MpError};
 pub use protocol::OpenRefusal;
 pub use server::{MpServer, ServerEvent};

@@ -212,6 +212,7 @@ user_pin_path = "/pin"
                 "[transport]\n",
                 "[transport]\nreconnect_backoff_initial = \"2s\"\n",
             )
+            + "[[cert_modules]]\nid = \"mp\"\nalgorithm = \"ecc\"\n[cert_modules.pkcs11]\nlibrary = \"/lib.so\"\nuser_pin_path = \"/pin\"\n"
             + "[iam]\nmain_public_addr = \"main:8090\"\nmain_protected_addr = \"main:8089\"\n";
         let config = Config::from_str(&text, "secondary.toml").unwrap();
         let settings = BridgeSettings::from_config(&config).unwrap().unwrap();

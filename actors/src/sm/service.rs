@@ -68,13 +68,9 @@ impl SmOptions {
         }
     }
 
-    /// Options from a node's configuration: the CM at `sm.cm_addr` if it is set, else through `default_cm`
-    /// (the node assembly passes this node's own CM, or a tunnel of the MP bridge).
-    pub fn from_config(config: &Config, default_cm: Arc<dyn Dialer>) -> SmOptions {
-        let cm: Arc<dyn Dialer> = match &config.sm.cm_addr {
-            Some(addr) => Arc::new(HostDialer::new(addr.clone())),
-            None => default_cm,
-        };
+    /// Options from a node's `[sm]` and `[transport]` tables, reaching the CM with `cm` (the node assembly
+    /// resolves `sm.cm_addr`, or its default: this node's own CM or a tunnel of the MP bridge).
+    pub fn from_config(config: &Config, cm: Arc<dyn Dialer>) -> SmOptions {
         SmOptions {
             cm,
             link: LinkConfig::from(&config.transport),

@@ -129,7 +129,7 @@ impl ResolvesServerCert for CredentialResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let current = self.credentials.current();
         if current.is_none() {
-            tracing::warn!("TLS handshake refused: no server certificate set yet");
+            tracing::debug!("TLS handshake refused: no server certificate set yet");
         }
         current
     }
@@ -143,7 +143,7 @@ impl ResolvesClientCert for CredentialResolver {
     ) -> Option<Arc<CertifiedKey>> {
         let current = self.credentials.current();
         if current.is_none() {
-            tracing::warn!("server asked for a client certificate but none is set yet");
+            tracing::debug!("server asked for a client certificate but none is set yet");
         }
         current
     }

@@ -175,14 +175,25 @@ impl CertModule {
                 .verify(&chain, now, &self.config.extended_key_usage)
                 .map_err(|r| CertError::chain(&id_name, r))?;
         }
-        let position = self
-            .pending
-            .iter()
-            .position(|k| {
-                aos_pkcs11::der::spki_key_bytes(&k.spki).ok().as_deref()
-                    == Some(leaf.public_key.as_slice())
-            })
-            .ok_or_else(|| CertError::chain(&id_name, ChainError::WrongKey))?;
+        let position = self.pending.iter().position(|k| {
+            aos_pkcs11::der::spki_key_bytes(&k.spki).ok().as_deref()
+                == Some(leaf.public_key.as_slice())
+        });
+        let Some(position) = position else {
+            // The same certificate applied again (a forwarded request retried after its answer was lost
+            // with a dropped link): report it as applied, change nothing.
+            let stored = self.stored()?;
+            if let Some(same) = stored.iter().find(|s| s.chain.first() == chain.first()) {
+                tracing::info!(cert_type = %id_name, serial = %same.fields.serial, "certificate already applied");
+                let info = self.info(&same.id, &same.fields)?;
+                return Ok(Applied {
+                    current_changed: false,
+                    info,
+                    evicted: Vec::new(),
+                });
+            }
+            return Err(CertError::chain(&id_name, ChainError::WrongKey));
+        };
         let before = self.current()?.map(|c| c.serial);
         let pair = self.pending[position].clone();
         self.with_token(|t| t.store_chain(&id_name, &pair.id, pem))?;

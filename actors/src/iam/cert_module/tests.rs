@@ -106,6 +106,31 @@ fn apply_stores_a_verified_chain_and_reports_urls() {
 }
 
 #[test]
+fn applying_the_same_certificate_again_changes_nothing() {
+    // A forwarded ApplyCert retried after its answer was lost with a dropped link.
+    let fx = Fixture::new();
+    fx.own("aoscore");
+    let mut m = module(&fx, "sm", "aoscore");
+    let csr = m.create_key("sm-subject").unwrap();
+    let pem = fx.sign(&csr, 30);
+    let first = m.apply_cert(pem.as_bytes()).unwrap();
+    let again = m.apply_cert(pem.as_bytes()).unwrap();
+    assert_eq!(again.info, first.info);
+    assert!(!again.current_changed && again.evicted.is_empty());
+    assert_eq!(objects(&mut m).complete().count(), 1);
+    // Another certificate for a key that is not pending is still refused.
+    let other = fx.sign(&m.create_key("x").unwrap(), 30);
+    m.apply_cert(other.as_bytes()).unwrap();
+    assert!(matches!(
+        m.apply_cert(fx.sign(&csr, 31).as_bytes()),
+        Err(CertError::Chain {
+            reason: ChainError::WrongKey,
+            ..
+        })
+    ));
+}
+
+#[test]
 fn every_bad_chain_is_rejected_and_the_token_is_left_as_it_was() {
     let fx = Fixture::new();
     fx.own("aoscore");

@@ -45,9 +45,21 @@ pub struct Route {
     pub channel: Channel,
 }
 
-/// The route to a registered node (`None` when unknown or its link has gone).
+/// Where a request for a node can go ([`LookupNode`]).
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The node is registered: its route.
+    Route(Route),
+    /// The node was registered but its link has gone; it is expected to register again (a secondary
+    /// re-handshaking after a certificate change, or restarting).
+    Departed,
+    /// No node of that id ever registered with this controller.
+    Unknown,
+}
+
+/// Look up the route to a node.
 #[derive(Debug, Message)]
-#[rtype(result = "Option<Route>")]
+#[rtype(result = "Lookup")]
 pub struct LookupNode(pub String);
 
 /// The cached information of every registered node, ordered by id.
@@ -87,6 +99,8 @@ pub struct NodeController {
     unit_id: String,
     main_id: String,
     nodes: BTreeMap<String, Entry>,
+    /// Nodes whose link went down and that have not registered again.
+    departed: std::collections::BTreeSet<String>,
     subscribers: Vec<Recipient<NodeChanged>>,
 }
 
@@ -99,6 +113,7 @@ impl NodeController {
             unit_id: unit_id.into(),
             main_id: main_id.into(),
             nodes: BTreeMap::new(),
+            departed: std::collections::BTreeSet::new(),
             subscribers: Vec::new(),
         }
     }
@@ -112,6 +127,7 @@ impl NodeController {
 
     fn forget(&mut self, node_id: &str, why: &str) {
         if self.nodes.remove(node_id).is_some() {
+            self.departed.insert(node_id.to_owned());
             tracing::info!(node = node_id, "secondary node gone: {why}");
             self.emit(NodeEvent::Disconnected {
                 node_id: node_id.to_owned(),
@@ -236,6 +252,7 @@ impl Handler<RegisterNode> for NodeController {
             authenticated = msg.peer.is_some(),
             "secondary node registered"
         );
+        self.departed.remove(&id);
         self.nodes.insert(
             id,
             Entry {
@@ -271,18 +288,24 @@ impl Handler<StateChanged> for NodeController {
 }
 
 impl Handler<LookupNode> for NodeController {
-    type Result = Option<Route>;
+    type Result = MessageResult<LookupNode>;
 
-    fn handle(&mut self, LookupNode(node): LookupNode, _: &mut Context<Self>) -> Option<Route> {
-        let entry = self.nodes.get(&node)?;
+    fn handle(&mut self, LookupNode(node): LookupNode, _: &mut Context<Self>) -> Self::Result {
+        let Some(entry) = self.nodes.get(&node) else {
+            return MessageResult(if self.departed.contains(&node) {
+                Lookup::Departed
+            } else {
+                Lookup::Unknown
+            });
+        };
         if !entry.link.addr().connected() {
             self.forget(&node, "its link stopped");
-            return None;
+            return MessageResult(Lookup::Departed);
         }
-        Some(Route {
+        MessageResult(Lookup::Route(Route {
             link: entry.link.clone(),
             channel: entry.channel,
-        })
+        }))
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, Recipient};
 
 use super::controller::{
-    ListNodes, ListRegistrations, LookupNode, NodeChanged, NodeController, RegisterNode,
+    ListNodes, ListRegistrations, Lookup, LookupNode, NodeChanged, NodeController, RegisterNode,
     Registration, SubscribeNodes,
 };
 use crate::api::{
@@ -103,7 +103,8 @@ impl NodeControllerHandle {
     }
 
     /// Send `message` to `node_id` and wait for its answer: `timeout`, then up to `retries` more attempts
-    /// after transport failures. An unknown node fails at once.
+    /// after transport failures, or while a node that was registered is away (its link dropped, e.g. to
+    /// handshake again with a new certificate). A node that never registered fails at once.
     async fn forward(
         &self,
         node_id: &str,
@@ -119,7 +120,7 @@ impl NodeControllerHandle {
                 .await
                 .map_err(|_| stopped())?;
             let failure = match route {
-                None if attempt == 0 => {
+                Lookup::Unknown if attempt == 0 => {
                     return Err(ApiError::new(
                         ErrorCode::NotFound,
                         format!(
@@ -127,8 +128,10 @@ impl NodeControllerHandle {
                         ),
                     ))
                 }
-                None => format!("node {node_id} is not registered any more"),
-                Some(route) => {
+                Lookup::Unknown | Lookup::Departed => {
+                    format!("node {node_id} is not registered at the moment")
+                }
+                Lookup::Route(route) => {
                     match route
                         .link
                         .request_within(route.channel, body.clone(), timeout)

@@ -288,8 +288,14 @@ async fn a_restarted_secondary_registers_again() {
     registration.stop().await;
     let fixture = n1.into_fixture();
     event(&mut events, "n1 disconnected", disconnected("n1")).await;
+    // A node that was registered is waited for (the retries), then reported unavailable; one that never
+    // registered is unknown at once.
     assert_eq!(
         operator.protected(types("n1")).await.unwrap_err().code,
+        ErrorCode::Unavailable
+    );
+    assert_eq!(
+        operator.protected(types("n9")).await.unwrap_err().code,
         ErrorCode::NotFound
     );
 
@@ -459,7 +465,8 @@ async fn a_silent_secondary_times_out_and_a_vanishing_one_fails_fast() {
             .await
             .unwrap_err()
             .code,
-        ErrorCode::NotFound
+        ErrorCode::Unavailable,
+        "a departed node stays unavailable until it registers again"
     );
 }
 

@@ -38,7 +38,8 @@ pub struct RegistrationConfig {
 
 impl RegistrationConfig {
     /// From the secondary's `[iam]` and `[transport]` tables: `main_public_addr` and `main_protected_addr`
-    /// must be set (the configuration validator requires them on secondaries).
+    /// must be set (see [`RegistrationConfig::with_dialers`] for a node that reaches the main node through
+    /// its MP bridge).
     pub fn new(
         iam: &IamConfig,
         transport: &TransportConfig,
@@ -52,6 +53,24 @@ impl RegistrationConfig {
             .main_protected_addr
             .as_deref()
             .ok_or(ClientError::Missing("iam.main_protected_addr is not set"))?;
+        Self::with_dialers(
+            iam,
+            transport,
+            roots,
+            dialer_for(public)?,
+            dialer_for(protected)?,
+        )
+    }
+
+    /// From the secondary's `[iam]` and `[transport]` tables, reaching the main node's endpoints with the
+    /// given dialers (e.g. tunnels of the MP bridge) instead of `main_*_addr`.
+    pub fn with_dialers(
+        iam: &IamConfig,
+        transport: &TransportConfig,
+        roots: Arc<RootCertStore>,
+        main_public: Arc<dyn Dialer>,
+        main_protected: Arc<dyn Dialer>,
+    ) -> Result<Self, ClientError> {
         let main_fingerprint = match iam.main_fingerprint.as_deref() {
             Some(text) => Some(text.parse().map_err(
                 |e: aos_transport::tls::FingerprintError| ClientError::Address {
@@ -66,8 +85,8 @@ impl RegistrationConfig {
         link.reconnect_backoff_max = interval;
         link.reconnect_backoff_initial = link.reconnect_backoff_initial.min(interval);
         Ok(RegistrationConfig {
-            main_public: dialer_for(public)?,
-            main_protected: dialer_for(protected)?,
+            main_public,
+            main_protected,
             roots,
             main_node: None,
             main_fingerprint,
