@@ -22,7 +22,7 @@ use aos_config::{
 };
 use aos_pkcs11::testkit::{SoftHsm, SO_PIN};
 use aos_sim::cloud::server::{CloudServer, CloudServerOptions, DEFAULT_SERVER_NAME};
-use aos_sim::cloud::{CaOptions, CloudCa};
+use aos_sim::cloud::{CaOptions, CaPolicy, CloudCa};
 use aos_transport::tls::{root_store, Policy, Role, TlsOptions};
 use tokio::net::TcpListener;
 
@@ -80,6 +80,10 @@ pub struct UnitOptions {
     pub cert_lifetime: Option<Duration>,
     /// Validator tick on the main node.
     pub validator_tick: Duration,
+    /// How far the CA backdates `not_before` (the validator's schedule counts from it).
+    pub backdate: Duration,
+    /// The main node's renewal threshold (% of a certificate's lifetime); jitter is 0 when set.
+    pub renewal_threshold: Option<u8>,
 }
 
 impl Default for UnitOptions {
@@ -88,6 +92,8 @@ impl Default for UnitOptions {
             link: LinkKind::Tcp,
             cert_lifetime: None,
             validator_tick: Duration::from_secs(60),
+            backdate: Duration::from_secs(60),
+            renewal_threshold: None,
         }
     }
 }
@@ -192,7 +198,14 @@ impl TestUnit {
     pub async fn start(options: UnitOptions) -> TestUnit {
         init_logs();
         let dir = tempfile::tempdir().unwrap();
-        let ca = Arc::new(CloudCa::new(UNIT, CaOptions::default()).unwrap());
+        let ca_options = CaOptions {
+            policy: CaPolicy {
+                backdate: options.backdate,
+                ..CaPolicy::default()
+            },
+            ..CaOptions::default()
+        };
+        let ca = Arc::new(CloudCa::new(UNIT, ca_options).unwrap());
         let ca_path = dir.path().join("ca.pem");
         std::fs::write(&ca_path, ca.root_pem()).unwrap();
         let pool = ArbiterPool::new(2);
@@ -220,6 +233,11 @@ impl TestUnit {
         config.cm.sm_listen = "127.0.0.1:0".parse().unwrap();
         config.sm.enabled = true;
         config.mp.listen = Some(mp_listen);
+        if let Some(threshold) = options.renewal_threshold {
+            config.renewal.threshold_percent = threshold;
+            config.renewal.jitter_percent = 0;
+            config.renewal.retry_interval = Duration::from_millis(500);
+        }
         let mut main_options = node_options();
         main_options.validator.tick = options.validator_tick;
         let mut main = test_node(MAIN, config, &["iam", "sm", "cm"], main_options);

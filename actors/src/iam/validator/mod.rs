@@ -27,7 +27,9 @@ pub use renewer::{BoxFuture, RenewError, RenewalRequest, Renewer};
 pub use schedule::{random_fraction, renew_at, RenewalStatus};
 
 use crate::clock::Clock;
-use crate::iam::cert_handler::{CertHandler, ForType, GetModuleConfigs};
+use crate::iam::cert_handler::{
+    CertChanged, CertHandler, ForType, GetModuleConfigs, SubscribeCertChanged,
+};
 use crate::iam::cert_module::{self, CertError, CertInfo, Validation};
 
 /// Knobs of the validator.
@@ -99,6 +101,29 @@ impl Actor for CertValidator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Certificates applied by others (provisioning, cloud-driven renewal, an operator) are scheduled as
+        // they arrive, not only at the next validation pass.
+        let (handler, me) = (
+            self.handler.clone(),
+            ctx.address().recipient::<CertChanged>(),
+        );
+        ctx.spawn(
+            async move {
+                let Ok(modules) = handler.send(GetModuleConfigs).await else {
+                    return;
+                };
+                for m in modules.iter().filter(|m| !m.skip_validation && !m.self_signed) {
+                    let subscribe = SubscribeCertChanged {
+                        cert_type: m.id.clone(),
+                        subscriber: me.clone(),
+                    };
+                    if !matches!(handler.send(subscribe).await, Ok(Ok(()))) {
+                        tracing::warn!(cert_type = %m.id, "validator cannot follow certificate changes");
+                    }
+                }
+            }
+            .into_actor(self),
+        );
         if !self.options.timers {
             return;
         }
@@ -107,6 +132,21 @@ impl Actor for CertValidator {
             ctx.notify(ValidateNow)
         });
         ctx.run_interval(self.options.tick, |_, ctx| ctx.notify(RenewDue));
+    }
+}
+
+impl Handler<CertChanged> for CertValidator {
+    type Result = ();
+
+    /// A new current certificate: renew it when its time comes (a renewal of ours in flight schedules its
+    /// own result; an earlier failure is forgotten, the new certificate gets a fresh start).
+    fn handle(&mut self, msg: CertChanged, _: &mut Context<Self>) {
+        let cert_type = msg.info.cert_type.clone();
+        if matches!(self.status.get(&cert_type), Some(RenewalStatus::Renewing)) {
+            return;
+        }
+        self.status.remove(&cert_type);
+        self.schedule(Some(&msg.info), &cert_type);
     }
 }
 

@@ -260,3 +260,50 @@ async fn validation_pass_removes_planted_orphans_through_the_actor() {
     assert_eq!(cm.valid.len(), 1);
     assert_eq!(cm.valid[0].serial, s.first.serial);
 }
+
+#[actix_rt::test]
+async fn a_certificate_applied_by_someone_else_is_scheduled_at_once() {
+    // Provisioning and cloud-driven renewal apply certificates without the validator; it must not wait
+    // for its next validation pass (a day by default) to schedule their renewal.
+    let s = setup(&["iam"]).await;
+    let validator = s.validator.clone();
+    // The subscription is made at start; let it settle, then apply a new certificate behind its back.
+    let csr = s
+        .handler
+        .send(ForType::new(
+            "iam",
+            cert_module::CreateKey {
+                subject: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let now = s.fx.clock.now();
+    let chain = s.fx.ca.sign_csr(&csr, now, now + 200 * DAY);
+    let applied = s
+        .handler
+        .send(ForType::new(
+            "iam",
+            cert_module::ApplyCert {
+                pem: chain.into_bytes(),
+            },
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let scheduled = crate::iam::server::testing::within("the validator to schedule it", async {
+        loop {
+            let status = validator.send(GetRenewalStatus).await.unwrap();
+            if let Some(RenewalStatus::Scheduled { serial, .. }) = status.get("iam") {
+                if *serial == applied.info.serial {
+                    return serial.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_ne!(scheduled, s.first.serial);
+    assert!(s.renewer.calls.lock().unwrap().is_empty());
+}
