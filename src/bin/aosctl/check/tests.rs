@@ -136,6 +136,14 @@ fn a_loose_pin_file_a_foreign_ca_and_a_near_expiry_are_found() {
         [Status::Fail],
         "{findings:#?}"
     );
+    // The token is not even opened with a PIN others can read.
+    assert_eq!(
+        status_of(&findings, "certificates"),
+        [Status::Fail],
+        "{findings:#?}"
+    );
+    std::fs::set_permissions(&node.pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let findings = diagnose_with(&node.config, 30 * DAY);
     assert_eq!(
         status_of(&findings, "expiry"),
         [Status::Warn],
