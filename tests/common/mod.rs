@@ -116,7 +116,7 @@ impl TestNode {
         let hsm = SoftHsm::new();
         let root: CertificateDer<'static> =
             CertificateDer::from_pem_file(ca_dir.join("root.pem")).unwrap();
-        let trust = Arc::new(TrustRoots::new(&[root.clone()]).unwrap());
+        let trust = Arc::new(TrustRoots::new(std::slice::from_ref(&root)).unwrap());
         let roots = root_store(&[root]).unwrap();
         let identity = NodeIdentity {
             unit_id: UNIT.into(),

@@ -294,6 +294,43 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every command (as `### aosctl <path>`) and every flag (as `` `--flag ``) is in docs/aosctl.md.
+    #[test]
+    fn the_reference_documents_every_command_and_flag() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/aosctl.md"))
+            .unwrap();
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("aosctl"), Cli::command())];
+        let mut commands = 0;
+        while let Some((path, command)) = stack.pop() {
+            let subcommands: Vec<_> = command.get_subcommands().cloned().collect();
+            if subcommands.is_empty() {
+                commands += 1;
+                if !doc.contains(&format!("### {path}\n")) {
+                    missing.push(path.clone());
+                }
+            }
+            for arg in command.get_arguments() {
+                let word = match (arg.get_long(), arg.get_value_names()) {
+                    (Some(long), _) => format!("`--{long}"),
+                    (None, Some(names)) => format!("`{}`", names[0]),
+                    (None, None) => continue,
+                };
+                if matches!(arg.get_long(), Some("help" | "version")) {
+                    continue;
+                }
+                if !doc.contains(&word) {
+                    missing.push(format!("{path} {word}"));
+                }
+            }
+            for sub in subcommands {
+                stack.push((format!("{path} {}", sub.get_name()), sub));
+            }
+        }
+        assert!(commands >= 12, "only {commands} commands");
+        assert!(missing.is_empty(), "docs/aosctl.md lacks {missing:?}");
+    }
+
     #[test]
     fn cert_without_key_is_a_usage_error() {
         let err = Cli::try_parse_from([
