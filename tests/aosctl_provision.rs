@@ -154,6 +154,71 @@ async fn one_node_is_provisioned_listed_paused_resumed_and_deprovisioned() {
     assert_eq!(renewed[0]["cert_type"], "sm");
     assert_ne!(renewed[0]["serial"], report["certs"][0]["serial"]);
 
+    // A functional server's view of an instance's secret.
+    let sm = dir.path().join("sm");
+    let sm = sm.to_str().unwrap();
+    json(
+        &aosctl(args(&[
+            "ca", "issue", "--dir", &ca, "--node", "main", "--role", "sm", "--out", sm, "--json",
+        ]))
+        .await,
+    );
+    let secret = register_instance(
+        &node,
+        std::path::Path::new(&ca),
+        std::path::Path::new(&format!("{sm}.pem")),
+        std::path::Path::new(&format!("{sm}.key")),
+        &pool,
+    )
+    .await;
+    let secret_file = file(dir.path(), "secret", &secret);
+    let check = |server: &str| {
+        args(&[
+            "permissions",
+            "check",
+            "--server",
+            &node.public(),
+            "--ca",
+            &ca,
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+            "--server-id",
+            server,
+            "--json",
+        ])
+    };
+    let grant = json(&aosctl(check("vis")).await);
+    assert_eq!(grant["ident"]["item_id"], "climate");
+    assert_eq!(grant["permissions"]["set"], "rw");
+    let table = aosctl(args(&[
+        "permissions",
+        "check",
+        "--server",
+        &node.public(),
+        "--ca",
+        &ca,
+        "--secret-file",
+        secret_file.to_str().unwrap(),
+        "--server-id",
+        "vis",
+    ]))
+    .await;
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("climate/owner/1 (service)") && text.contains("rw"),
+        "{text}"
+    );
+    let other = aosctl(check("media")).await;
+    assert_eq!(
+        other.status.code(),
+        Some(1),
+        "no permissions on another server"
+    );
+    assert!(
+        !stderr(&other).contains(&secret),
+        "the secret is never printed"
+    );
+
     // A wrong password is reported as such, and changes nothing.
     let bad = protected(&["deprovision", "--password-file", wrong.to_str().unwrap()]);
     let out = aosctl(bad).await;

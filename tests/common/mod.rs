@@ -236,3 +236,68 @@ impl TestNode {
         std::mem::forget(self);
     }
 }
+
+/// Register an instance of `climate` with permissions on `vis` at `node`'s protected endpoint, as an SM with
+/// the certificate `cert`/`key` would; returns its secret.
+pub async fn register_instance(
+    node: &TestNode,
+    ca_dir: &Path,
+    cert: &Path,
+    key: &Path,
+    pool: &ArbiterPool,
+) -> String {
+    use aos_actors::api::{ProtectedRequest, ProtectedResponse, WireSecret};
+    use aos_actors::iam::client::{client_tls, IamClient, IamServerAuth};
+    use aos_actors::iam::permissions::{InstanceIdent, InstanceKind};
+    use aos_transport::tls::{Credentials, Policy, Role};
+
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let der = rustls_pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+    let signing = aos_transport::tls::crypto_provider()
+        .key_provider
+        .load_private_key(der)
+        .unwrap();
+    let credentials = Credentials::with(chain, signing).unwrap();
+    let root: CertificateDer<'static> =
+        CertificateDer::from_pem_file(ca_dir.join("root.pem")).unwrap();
+    let auth = IamServerAuth::Identity {
+        roots: root_store(&[root]).unwrap(),
+        policy: Policy::roles([Role::Iam]),
+    };
+    let client = IamClient::connect(
+        pool,
+        Arc::new(TcpDialer::new(node.server.protected_addr())),
+        client_tls(auth, Some(&credentials), &TlsOptions::default()).unwrap(),
+        EndpointKind::Protected,
+        LinkConfig::default(),
+    )
+    .unwrap();
+    client.connected(PATIENCE).await.unwrap();
+    let permissions = BTreeMap::from([(
+        "vis".to_owned(),
+        BTreeMap::from([
+            ("get".to_owned(), "r".to_owned()),
+            ("set".to_owned(), "rw".to_owned()),
+        ]),
+    )]);
+    let answer = client
+        .protected(ProtectedRequest::RegisterInstance {
+            instance: InstanceIdent {
+                item_id: "climate".into(),
+                subject_id: "owner".into(),
+                instance: 1,
+                kind: InstanceKind::Service,
+            },
+            permissions,
+        })
+        .await
+        .unwrap();
+    client.close().await;
+    match answer {
+        ProtectedResponse::Secret(WireSecret(secret)) => secret.expose().to_owned(),
+        other => panic!("no secret: {other:?}"),
+    }
+}
