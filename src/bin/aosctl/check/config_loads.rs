@@ -36,9 +36,13 @@ pub fn check(
         subject,
         status: Status::Pass,
         detail: format!(
-            "node `{}` ({:?}) of unit `{}`, {} cert module(s)",
+            "node `{}` ({}) of unit `{}`, {} cert module(s)",
             config.node.id,
-            config.node.role,
+            if config.node.is_main() {
+                "main"
+            } else {
+                "secondary"
+            },
             config.node.unit_id,
             config.enabled_cert_modules().count()
         ),
