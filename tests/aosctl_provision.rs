@@ -92,6 +92,23 @@ async fn one_node_is_provisioned_listed_paused_resumed_and_deprovisioned() {
         stderr(&refused)
     );
 
+    // Anonymous callers may not list cert types of a provisioned node; the error says what to do.
+    let anonymous = aosctl(args(&[
+        "certs",
+        "list",
+        "--server",
+        &node.public(),
+        "--ca",
+        &ca,
+    ]))
+    .await;
+    assert_eq!(anonymous.status.code(), Some(1));
+    assert!(
+        stderr(&anonymous).contains("--cert/--key"),
+        "{}",
+        stderr(&anonymous)
+    );
+
     // The protected API with an operator certificate (role cm) from the same CA.
     let operator = dir.path().join("operator");
     let operator = operator.to_str().unwrap();

@@ -77,6 +77,19 @@ pub enum CtlError {
         /// The node's message (it may say when to retry).
         message: String,
     },
+    /// The node refused the request for the caller's identity.
+    #[error(
+        "{op} on node `{node}` is not allowed for this caller: {message}; once a node is provisioned, use the \
+         protected endpoint with --cert/--key of a `cm` or `iam` certificate (aosctl ca issue)"
+    )]
+    Unauthorized {
+        /// The operation.
+        op: String,
+        /// The node.
+        node: String,
+        /// The node's message.
+        message: String,
+    },
     /// A request failed on the node.
     #[error("{op} on node `{node}` failed: {source}")]
     Api {
@@ -132,6 +145,11 @@ impl CtlError {
                 node: node.to_owned(),
                 message: source.message,
             },
+            ErrorCode::Unauthorized => CtlError::Unauthorized {
+                op: op.to_owned(),
+                node: node.to_owned(),
+                message: source.message,
+            },
             _ => CtlError::Api {
                 op: op.to_owned(),
                 node: node.to_owned(),
@@ -175,6 +193,12 @@ mod tests {
         assert_eq!(wrong.exit_code(), EXIT_FAILED);
         let other = CtlError::api("GetCertTypes", "n", ApiError::new(ErrorCode::Busy, "busy"));
         assert!(matches!(other, CtlError::Api { .. }));
+        let refused = CtlError::api(
+            "GetCertTypes",
+            "n",
+            ApiError::new(ErrorCode::Unauthorized, "an anonymous caller may not"),
+        );
+        assert!(refused.to_string().contains("--cert/--key"), "{refused}");
         assert_eq!(CtlError::Usage("x".into()).exit_code(), EXIT_USAGE);
     }
 }
