@@ -1,0 +1,303 @@
+//! Shared by the aosctl integration tests: running the built `aosctl`, and the IAM of a node assembled in
+//! this process from the actors crate (a private SoftHSM, real loopback TLS endpoints), until the daemon's
+//! `Node` API exists.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aos_actors::api::NodeInfo;
+use aos_actors::clock::{Clock, SystemClock};
+use aos_actors::iam::cert_handler::CertHandler;
+use aos_actors::iam::cert_module::{NodeIdentity, TrustRoots};
+use aos_actors::iam::client::{Registration, RegistrationConfig};
+use aos_actors::iam::nodes::{ForwardOptions, NodeControllerHandle};
+use aos_actors::iam::permissions::{PermissionHandler, PermissionStore};
+use aos_actors::iam::provisioner::{NodeState, Provisioner, ProvisionerOptions, StateFile};
+use aos_actors::iam::server::{EndpointKind, IamServer, IamServerConfig, LocalNode};
+use aos_actors::iam::service::IamService;
+use aos_actors::net::{ArbiterPool, LinkConfig, TcpDialer};
+use aos_config::{
+    CertModuleConfig, ExtendedKeyUsage, KeyAlgorithm, PermissionLimits, Pkcs11Params,
+    ProvisioningConfig,
+};
+use aos_pkcs11::testkit::SoftHsm;
+use aos_transport::tls::{root_store, TlsOptions};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+/// Upper bound for anything a test waits on; reached only when the code under test hangs.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The unit of every test CA.
+pub const UNIT: &str = "unit-1";
+
+/// Run the built `aosctl` with `args` (off the actix thread, which serves the in-process nodes).
+pub async fn aosctl(args: Vec<String>) -> Output {
+    actix_rt::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aosctl"))
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run aosctl")
+    })
+    .await
+    .expect("aosctl thread")
+}
+
+/// Run `aosctl` synchronously (for tests without an in-process node).
+pub fn aosctl_sync(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aosctl"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run aosctl")
+}
+
+/// Its stdout as JSON, after checking it exited 0.
+pub fn json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "aosctl failed ({:?}): {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("aosctl --json printed JSON")
+}
+
+/// Its stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `args` as owned strings.
+pub fn args(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).collect()
+}
+
+/// A development CA made with `aosctl ca init` in `dir/ca`; returns its directory.
+pub fn dev_ca(dir: &Path) -> PathBuf {
+    let ca = dir.join("ca");
+    let out = aosctl_sync(&[
+        "ca",
+        "init",
+        "--dir",
+        ca.to_str().unwrap(),
+        "--unit",
+        UNIT,
+        "--json",
+    ]);
+    json(&out);
+    ca
+}
+
+/// A file holding `text` in `dir`.
+pub fn file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The IAM of one node: cert types `iam` and `sm` (P-256) on token `aoscore` of a private SoftHSM.
+pub struct TestNode {
+    pub node_id: String,
+    pub hsm: SoftHsm,
+    pub local: LocalNode,
+    pub server: IamServer,
+    pub registration: Option<Registration>,
+}
+
+impl TestNode {
+    /// Start a node trusting the CA in `ca_dir`; a main node gets a node controller.
+    pub async fn start(node_id: &str, main: bool, ca_dir: &Path, pool: &ArbiterPool) -> TestNode {
+        let hsm = SoftHsm::new();
+        let root: CertificateDer<'static> =
+            CertificateDer::from_pem_file(ca_dir.join("root.pem")).unwrap();
+        let trust = Arc::new(TrustRoots::new(std::slice::from_ref(&root)).unwrap());
+        let roots = root_store(&[root]).unwrap();
+        let identity = NodeIdentity {
+            unit_id: UNIT.into(),
+            node_id: node_id.into(),
+        };
+        let modules: Vec<CertModuleConfig> = ["iam", "sm"]
+            .into_iter()
+            .map(|id| {
+                let mut params = Pkcs11Params::new(hsm.library());
+                params.token_label = Some("aoscore".into());
+                params.user_pin_path = Some(hsm.dir().join("aoscore.pin"));
+                let mut module = CertModuleConfig::new(id, KeyAlgorithm::EccP256, params);
+                module.extended_key_usage =
+                    vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
+                module
+            })
+            .collect();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let certs = actix::Actor::start(CertHandler::new(&modules, identity, trust, clock.clone()));
+        let provisioner = actix::Actor::start(
+            Provisioner::new(
+                StateFile::new(hsm.dir().join("state")),
+                ProvisioningConfig::default(),
+                certs.clone(),
+                clock,
+                ProvisionerOptions::default(),
+            )
+            .unwrap(),
+        );
+        let store = PermissionStore::open(hsm.dir().join("perm.json"), PermissionLimits::default())
+            .unwrap();
+        let handler = PermissionHandler::new(store);
+        let reader = handler.reader();
+        let info = NodeInfo {
+            node_id: node_id.into(),
+            unit_id: UNIT.into(),
+            name: node_id.into(),
+            node_type: "test".into(),
+            is_main: main,
+            state: NodeState::Unprovisioned,
+            attrs: BTreeMap::new(),
+        };
+        let mut service = IamService::new(
+            info,
+            certs.clone(),
+            provisioner,
+            Some((actix::Actor::start(handler), reader)),
+        );
+        let controller = main.then(|| {
+            let controller = NodeControllerHandle::start(UNIT, node_id, ForwardOptions::default());
+            service = service.clone().with_forwarder(Arc::new(controller.clone()));
+            controller
+        });
+        let local = LocalNode::start(service, certs, "iam", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let config = IamServerConfig {
+            public_listen: "127.0.0.1:0".parse().unwrap(),
+            protected_listen: "127.0.0.1:0".parse().unwrap(),
+            link: LinkConfig::default(),
+            tls: TlsOptions::default(),
+            roots,
+        };
+        let server = IamServer::start(local.clone(), controller, config, pool.clone())
+            .await
+            .unwrap();
+        TestNode {
+            node_id: node_id.into(),
+            hsm,
+            local,
+            server,
+            registration: None,
+        }
+    }
+
+    /// Register this (secondary) node with `main`, over `main`'s public endpoint while it is unprovisioned.
+    pub async fn register_with(&mut self, main: &TestNode, ca_dir: &Path, pool: &ArbiterPool) {
+        let root: CertificateDer<'static> =
+            CertificateDer::from_pem_file(ca_dir.join("root.pem")).unwrap();
+        let config = RegistrationConfig {
+            main_public: Arc::new(TcpDialer::new(main.server.public_addr())),
+            main_protected: Arc::new(TcpDialer::new(main.server.protected_addr())),
+            roots: root_store(&[root]).unwrap(),
+            main_node: Some(main.node_id.clone()),
+            main_fingerprint: Some(main.server.provisioning_fingerprint()),
+            link: LinkConfig::default(),
+            tls: TlsOptions::default(),
+            retry: Duration::from_millis(100),
+            switch_grace: Duration::from_millis(200),
+        };
+        let registration = Registration::start(self.local.clone(), config, pool.clone());
+        registration
+            .registered(EndpointKind::Public, PATIENCE)
+            .await
+            .unwrap();
+        self.registration = Some(registration);
+    }
+
+    /// `host:port` of the public endpoint.
+    pub fn public(&self) -> String {
+        self.server.public_addr().to_string()
+    }
+
+    /// `host:port` of the protected endpoint.
+    pub fn protected(&self) -> String {
+        self.server.protected_addr().to_string()
+    }
+
+    /// The provisioning certificate's fingerprint, as the node logs it.
+    pub fn pin(&self) -> String {
+        self.server.provisioning_fingerprint().to_string()
+    }
+
+    /// Keep the node's tokens open until the process exits: SoftHSM crashes when its last session closes on
+    /// a worker thread racing the test binary's exit (see the actors crate's IAM test harness).
+    pub fn leak(self) {
+        std::mem::forget(self);
+    }
+}
+
+/// Register an instance of `climate` with permissions on `vis` at `node`'s protected endpoint, as an SM with
+/// the certificate `cert`/`key` would; returns its secret.
+pub async fn register_instance(
+    node: &TestNode,
+    ca_dir: &Path,
+    cert: &Path,
+    key: &Path,
+    pool: &ArbiterPool,
+) -> String {
+    use aos_actors::api::{ProtectedRequest, ProtectedResponse, WireSecret};
+    use aos_actors::iam::client::{client_tls, IamClient, IamServerAuth};
+    use aos_actors::iam::permissions::{InstanceIdent, InstanceKind};
+    use aos_transport::tls::{Credentials, Policy, Role};
+
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let der = rustls_pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+    let signing = aos_transport::tls::crypto_provider()
+        .key_provider
+        .load_private_key(der)
+        .unwrap();
+    let credentials = Credentials::with(chain, signing).unwrap();
+    let root: CertificateDer<'static> =
+        CertificateDer::from_pem_file(ca_dir.join("root.pem")).unwrap();
+    let auth = IamServerAuth::Identity {
+        roots: root_store(&[root]).unwrap(),
+        policy: Policy::roles([Role::Iam]),
+    };
+    let client = IamClient::connect(
+        pool,
+        Arc::new(TcpDialer::new(node.server.protected_addr())),
+        client_tls(auth, Some(&credentials), &TlsOptions::default()).unwrap(),
+        EndpointKind::Protected,
+        LinkConfig::default(),
+    )
+    .unwrap();
+    client.connected(PATIENCE).await.unwrap();
+    let permissions = BTreeMap::from([(
+        "vis".to_owned(),
+        BTreeMap::from([
+            ("get".to_owned(), "r".to_owned()),
+            ("set".to_owned(), "rw".to_owned()),
+        ]),
+    )]);
+    let answer = client
+        .protected(ProtectedRequest::RegisterInstance {
+            instance: InstanceIdent {
+                item_id: "climate".into(),
+                subject_id: "owner".into(),
+                instance: 1,
+                kind: InstanceKind::Service,
+            },
+            permissions,
+        })
+        .await
+        .unwrap();
+    client.close().await;
+    match answer {
+        ProtectedResponse::Secret(WireSecret(secret)) => secret.expose().to_owned(),
+        other => panic!("no secret: {other:?}"),
+    }
+}
