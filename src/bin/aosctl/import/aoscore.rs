@@ -68,6 +68,9 @@ pub fn convert(
     }
     if let Some(info) = &node_info {
         components(info, &mut config)?;
+        if let Some(note) = default_cm_addr(&mut config) {
+            notes.push(note);
+        }
         for dropped in ["maxDmips", "partitions", "os", "architecture", "nodeIdPath"] {
             if info.get(dropped).is_some() {
                 notes.push(format!(
@@ -232,6 +235,27 @@ fn components(info: &Obj<'_>, config: &mut Config) -> Result<(), ImportError> {
     // Other attributes are free-form node info: nothing in the config carries them.
     let _ = attrs.unread();
     Ok(())
+}
+
+/// AosCore's IAM configuration does not say where the CM is. An SM that has no CM of its own node (a main
+/// node without `cm`, or a secondary, which has no MP bridge in an imported config) gets the usual port on
+/// the main node's host; the note asks to check it.
+fn default_cm_addr(config: &mut Config) -> Option<String> {
+    let own_cm = config.node.is_main() && config.cm.enabled;
+    if !config.sm.enabled || own_cm || config.sm.cm_addr.is_some() {
+        return None;
+    }
+    let host = config
+        .iam
+        .main_public_addr
+        .as_deref()
+        .and_then(|addr| addr.rsplit_once(':'))
+        .map_or("localhost", |(host, _)| host);
+    let addr = format!("{host}:8093");
+    config.sm.cm_addr = Some(addr.clone());
+    Some(format!(
+        "sm.cm_addr: set to {addr} (the CM's SM controller; not in AosCore's IAM config, check it)"
+    ))
 }
 
 /// One `certModules[i]` entry.

@@ -78,6 +78,11 @@ fn keys_in_other_cases_and_a_secondary_node() {
         std::time::Duration::from_secs(5)
     );
     assert!(!config.permissions.enabled && !config.cm.enabled && config.sm.enabled);
+    assert_eq!(config.sm.cm_addr.as_deref(), Some("main:8093"));
+    assert!(imported
+        .notes
+        .iter()
+        .any(|n| n.starts_with("sm.cm_addr: set to main:8093")));
     let iam = config.cert_module("iam").unwrap();
     assert_eq!(iam.pkcs11.slot_index, Some(0));
     assert_eq!((iam.pkcs11.uid, iam.pkcs11.gid), (Some(0), Some(0)));
