@@ -22,3 +22,4 @@ pub mod net;
 pub mod node;
 pub mod persist;
 pub mod sm;
+pub mod telemetry;

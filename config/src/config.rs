@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CertModuleConfig, CmConfig, IamConfig, LoggingConfig, MpConfig, NodeConfig, PermissionsConfig,
-    ProvisioningConfig, RenewalConfig, SmConfig, TransportConfig,
+    CertModuleConfig, CmConfig, IamConfig, LoggingConfig, MetricsConfig, MpConfig, NodeConfig,
+    PermissionsConfig, ProvisioningConfig, RenewalConfig, SmConfig, TransportConfig,
 };
 
 /// Default of `cert_storage`.
@@ -42,6 +42,9 @@ pub struct Config {
     /// `[logging]`.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// `[cm]`.
     #[serde(default)]
     pub cm: CmConfig,
@@ -72,6 +75,7 @@ impl Config {
             renewal: RenewalConfig::default(),
             transport: TransportConfig::default(),
             logging: LoggingConfig::default(),
+            metrics: MetricsConfig::default(),
             cm: CmConfig::default(),
             sm: SmConfig::default(),
             mp: MpConfig::default(),

@@ -101,9 +101,12 @@ pub(super) async fn serve(iam: &dyn IamAccess, request: CloudRequest) -> CloudRe
         }
         CloudRequest::InstallCerts { node_id, certs } => {
             tracing::info!(node = %node_id, certs = certs.len(), "cloud: install certificates");
-            renewal::install(iam, &node_id, certs)
-                .await
-                .map(CloudAnswer::Installed)
+            let installed = renewal::install(iam, &node_id, certs).await;
+            match &installed {
+                Ok(certs) => (0..certs.len()).for_each(|_| crate::telemetry::renewal(true)),
+                Err(_) => crate::telemetry::renewal(false),
+            }
+            installed.map(CloudAnswer::Installed)
         }
     };
     if let Err(failure) = &result {

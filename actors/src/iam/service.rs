@@ -186,9 +186,9 @@ impl IamService {
                 let (_, reader) = self.permissions.as_ref().ok_or_else(|| {
                     ApiError::new(ErrorCode::NotFound, "permission handler is disabled")
                 })?;
-                Ok(PublicResponse::Permissions(
-                    reader.get(&secret, &functional_server_id)?,
-                ))
+                let grant = reader.get(&secret, &functional_server_id);
+                crate::telemetry::permission_check(grant.is_ok());
+                Ok(PublicResponse::Permissions(grant?))
             }
             PublicRequest::GetAllNodeIds => {
                 let mut ids = vec![self.info.node_id.clone()];

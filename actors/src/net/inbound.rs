@@ -36,6 +36,7 @@ impl StreamHandler<Inbound> for LinkActor {
             InboundEvent::Failed(err) => {
                 if !matches!(err, FrameError::Io(_)) {
                     tracing::warn!(remote = %self.remote, error = %err, "closing the connection: the peer sent an invalid frame");
+                    crate::telemetry::frame_error();
                 }
                 self.lost(DisconnectReason::from_frame_error(err), ctx);
             }

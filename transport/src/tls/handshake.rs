@@ -92,6 +92,9 @@ async fn finish<T>(
         Ok(result) => result,
         Err(_) => Err(HandshakeError::Timeout(timeout)),
     };
+    if result.is_ok() {
+        super::stats::count_completed();
+    }
     if let Err(err) = &result {
         match (err, err.refusal()) {
             // Certificate refusals were logged by the verifier, with the certificate's details.

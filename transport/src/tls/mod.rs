@@ -35,6 +35,7 @@ mod policy;
 mod provisioning;
 mod refusal;
 mod server;
+mod stats;
 mod verifier;
 
 #[cfg(any(test, feature = "testkit"))]
@@ -57,6 +58,7 @@ pub use policy::Policy;
 pub use provisioning::ProvisioningCert;
 pub use refusal::{Refusal, RefusalReason};
 pub use server::{server_config, ClientAuth};
+pub use stats::{handshake_stats, HandshakeStats};
 pub use verifier::{IdentityClientVerifier, IdentityServerVerifier};
 
 /// The crypto provider of every aos TLS configuration: rustls' aws-lc-rs provider, built once.

@@ -63,6 +63,27 @@ pub struct Refusal {
 // === impl RefusalReason ===
 
 impl RefusalReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [RefusalReason; 17] = [
+        RefusalReason::NoCertificate,
+        RefusalReason::UnknownIssuer,
+        RefusalReason::Expired,
+        RefusalReason::NotYetValid,
+        RefusalReason::WrongPurpose,
+        RefusalReason::BadSignature,
+        RefusalReason::BadEncoding,
+        RefusalReason::InvalidCertificate,
+        RefusalReason::NoIdentity,
+        RefusalReason::MalformedIdentity,
+        RefusalReason::RoleNotAccepted,
+        RefusalReason::UnitNotAccepted,
+        RefusalReason::NodeNotAccepted,
+        RefusalReason::PinMismatch,
+        RefusalReason::HandshakeTimeout,
+        RefusalReason::NotTls,
+        RefusalReason::Protocol,
+    ];
+
     /// A stable snake_case label, e.g. `role_not_accepted`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -174,6 +195,7 @@ impl Side {
 
 /// The one log line of a refusal. Run handshakes inside a span carrying the peer address to get it here.
 pub(crate) fn log_refusal(side: Side, reason: RefusalReason, detail: &dyn fmt::Display) {
+    super::stats::count_refused(reason);
     tracing::warn!(
         side = side.as_str(),
         reason = reason.as_str(),
@@ -196,6 +218,24 @@ pub(crate) fn describe(cert: &CertificateDer<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reason_is_listed_once_and_counted() {
+        let labels: std::collections::BTreeSet<_> =
+            RefusalReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels.len(), RefusalReason::ALL.len());
+        let count = |reason| {
+            crate::tls::handshake_stats()
+                .refused
+                .into_iter()
+                .find(|(r, _)| *r == reason)
+                .map(|(_, n)| n)
+                .unwrap()
+        };
+        let before = count(RefusalReason::PinMismatch);
+        log_refusal(Side::Client, RefusalReason::PinMismatch, &"test");
+        assert!(count(RefusalReason::PinMismatch) > before);
+    }
 
     #[test]
     fn typed_refusals_survive_the_trip_through_rustls() {

@@ -240,12 +240,14 @@ impl Handler<RenewDue> for CertValidator {
                 for (cert_type, outcome) in outcomes {
                     let entry = match outcome {
                         Ok(info) => {
+                            crate::telemetry::renewal(true);
                             tracing::info!(target: "audit", %cert_type, serial = %info.serial, "certificate renewed");
                             act.status.remove(&cert_type);
                             act.schedule(Some(&info), &cert_type);
                             Ok(info)
                         }
                         Err(RenewError::Retryable(reason)) => {
+                            crate::telemetry::renewal(false);
                             tracing::warn!(%cert_type, %reason, "renewal failed; will retry");
                             let serial = String::new();
                             act.status.insert(
@@ -258,6 +260,7 @@ impl Handler<RenewDue> for CertValidator {
                             Err(reason)
                         }
                         Err(RenewError::Fatal(reason)) => {
+                            crate::telemetry::renewal(false);
                             tracing::error!(target: "audit", %cert_type, %reason, "renewal failed fatally; stopped");
                             act.status.insert(cert_type.clone(), RenewalStatus::Failed(reason.clone()));
                             Err(reason)
