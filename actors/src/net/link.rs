@@ -218,9 +218,23 @@ impl LinkActor {
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
                     Ok((stream, peer)) => act.install(stream, peer, ctx),
-                    Err(reason) => act.lost(reason, ctx),
+                    Err(reason) => {
+                        act.audit_refusal(&reason);
+                        act.lost(reason, ctx)
+                    }
                 }),
         );
+    }
+
+    /// Record a handshake this side refused in the audit log.
+    fn audit_refusal(&self, reason: &DisconnectReason) {
+        if let DisconnectReason::Handshake(err) = reason {
+            let side = match self.role {
+                Role::Dial { .. } => crate::audit::Side::Client,
+                Role::Accept { .. } => crate::audit::Side::Server,
+            };
+            crate::audit::peer_refused(side, &self.remote, err);
+        }
     }
 
     /// Start reading and writing a connection whose handshake succeeded.

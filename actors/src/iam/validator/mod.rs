@@ -134,6 +134,7 @@ impl Handler<ValidateNow> for CertValidator {
                         .map_err(|_| CertError::Mailbox(m.id.clone()))?;
                     match report {
                         Ok(report) => {
+                            crate::audit::validation_removed(&m.id, &report);
                             reports.insert(m.id.clone(), report);
                         }
                         // A module whose token is not there yet (unprovisioned node) has nothing to validate.
@@ -200,13 +201,13 @@ impl Handler<RenewDue> for CertValidator {
                 for (cert_type, outcome) in outcomes {
                     let entry = match outcome {
                         Ok(info) => {
-                            tracing::info!(target: "audit", %cert_type, serial = %info.serial, "certificate renewed");
+                            crate::audit::cert_renewed(&info);
                             act.status.remove(&cert_type);
                             act.schedule(Some(&info), &cert_type);
                             Ok(info)
                         }
                         Err(RenewError::Retryable(reason)) => {
-                            tracing::warn!(%cert_type, %reason, "renewal failed; will retry");
+                            crate::audit::cert_renewal_failed(&cert_type, &reason, false);
                             let serial = String::new();
                             act.status.insert(
                                 cert_type.clone(),
@@ -218,8 +219,9 @@ impl Handler<RenewDue> for CertValidator {
                             Err(reason)
                         }
                         Err(RenewError::Fatal(reason)) => {
-                            tracing::error!(target: "audit", %cert_type, %reason, "renewal failed fatally; stopped");
-                            act.status.insert(cert_type.clone(), RenewalStatus::Failed(reason.clone()));
+                            crate::audit::cert_renewal_failed(&cert_type, &reason, true);
+                            act.status
+                                .insert(cert_type.clone(), RenewalStatus::Failed(reason.clone()));
                             Err(reason)
                         }
                     };
