@@ -71,6 +71,18 @@ impl Capture {
         }
     }
 
+    /// The process-wide capture: the global default subscriber of this test binary, which sees every thread
+    /// without a default of its own (`SyncArbiter` workers, `spawn_blocking` threads), from every test.
+    pub fn global() -> &'static Capture {
+        static GLOBAL: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            let capture = Capture::new();
+            tracing::dispatcher::set_global_default(Dispatch::new(capture.clone()))
+                .expect("nothing else in the test binary sets a global subscriber");
+            capture
+        })
+    }
+
     pub fn records(&self) -> Vec<Captured> {
         self.lock().clone()
     }
