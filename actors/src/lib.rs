@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod clock;
 pub mod cm;
 pub mod iam;

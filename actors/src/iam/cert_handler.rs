@@ -215,9 +215,13 @@ impl Handler<ForType<cert_module::ApplyCert>> for CertHandler {
         ctx: &mut Context<Self>,
     ) -> Self::Result {
         let me = ctx.address();
+        let cert_type = req.cert_type.clone();
         let fut = forward(self, req.cert_type, req.msg);
         Box::pin(async move {
-            let applied = fut.await?;
+            let applied = fut
+                .await
+                .inspect_err(|err| crate::audit::cert_apply_refused(&cert_type, err))?;
+            crate::audit::cert_applied(&applied.info, applied.current_changed, &applied.evicted);
             if applied.current_changed {
                 me.do_send(Notify(applied.info.clone()));
             }
@@ -238,6 +242,7 @@ impl Handler<ForType<cert_module::CreateSelfSigned>> for CertHandler {
         let fut = forward(self, req.cert_type, req.msg);
         Box::pin(async move {
             let info = fut.await?;
+            crate::audit::cert_applied(&info, true, &[]);
             me.do_send(Notify(info.clone()));
             Ok(info)
         })

@@ -408,6 +408,9 @@ async fn connect(
     };
     let (stream, peer) = tls::connect(connector, io, tls.server_name.clone(), timeout)
         .await
+        .inspect_err(|err| {
+            crate::audit::peer_refused(crate::audit::Side::Client, &settings.main, err)
+        })
         .map_err(|err| BridgeDown::Handshake(Arc::new(err)))?;
     Ok((Box::new(stream), peer))
 }

@@ -218,6 +218,7 @@ async fn serve_link(accepted: Accepted, context: LinkContext) {
         let (stream, peer) = match tls::accept(&context.acceptor, accepted.link, timeout).await {
             Ok(done) => done,
             Err(err) => {
+                crate::audit::peer_refused(crate::audit::Side::Server, &remote, &err);
                 context.shared.events.emit(ServerEvent::HandshakeFailed {
                     remote,
                     error: Arc::new(err),

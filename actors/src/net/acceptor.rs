@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Addr, ArbiterHandle};
 use aos_transport::frame::FrameCodec;
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
@@ -24,6 +24,8 @@ pub struct LinkAcceptor {
     codec: FrameCodec,
     acceptor: TlsAcceptor,
     routes: Routes,
+    /// Start every link here instead of on the pool's next arbiter.
+    arbiter: Option<ArbiterHandle>,
 }
 
 // === impl LinkAcceptor ===
@@ -44,7 +46,15 @@ impl LinkAcceptor {
             codec,
             acceptor: TlsAcceptor::from(tls),
             routes,
+            arbiter: None,
         })
+    }
+
+    /// This acceptor with every link started on `arbiter` (one of the pool's), e.g. next to the actor that
+    /// handles its requests, so a request does not cross threads between the link and its handler.
+    pub fn on_arbiter(mut self, arbiter: ArbiterHandle) -> Self {
+        self.arbiter = Some(arbiter);
+        self
     }
 
     /// Serve a stream accepted from `remote` (for logs). The stream is moved to the link's arbiter as is;
@@ -61,7 +71,7 @@ impl LinkAcceptor {
         remote: impl Into<Arc<str>>,
     ) -> Link {
         LinkActor::accepted(
-            &self.pool,
+            &self.arbiter.clone().unwrap_or_else(|| self.pool.next()),
             self.config.clone(),
             self.codec.clone(),
             self.acceptor.clone(),

@@ -5,7 +5,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, SpawnHandle, WrapFuture};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, ArbiterHandle, AsyncContext, Context, SpawnHandle,
+    WrapFuture,
+};
 use aos_transport::frame::{Channel, Envelope, FrameCodec, MessageKind};
 use aos_transport::tls::{self, PeerIdentity};
 use rustls::ClientConfig;
@@ -113,7 +116,7 @@ impl LinkActor {
 
     /// Start an accepted link on `arbiter`: `open` yields the stream there, then the TLS handshake runs.
     pub(super) fn accepted(
-        pool: &ArbiterPool,
+        arbiter: &ArbiterHandle,
         config: LinkConfig,
         codec: FrameCodec,
         acceptor: TlsAcceptor,
@@ -125,7 +128,7 @@ impl LinkActor {
             open: Some(open),
             acceptor,
         };
-        let addr = LinkActor::start_in_arbiter(&pool.next(), move |_| {
+        let addr = LinkActor::start_in_arbiter(arbiter, move |_| {
             LinkActor::new(config, codec, role, routes, remote)
         });
         Link::new(addr)
@@ -218,9 +221,23 @@ impl LinkActor {
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
                     Ok((stream, peer)) => act.install(stream, peer, ctx),
-                    Err(reason) => act.lost(reason, ctx),
+                    Err(reason) => {
+                        act.audit_refusal(&reason);
+                        act.lost(reason, ctx)
+                    }
                 }),
         );
+    }
+
+    /// Record a handshake this side refused in the audit log.
+    fn audit_refusal(&self, reason: &DisconnectReason) {
+        if let DisconnectReason::Handshake(err) = reason {
+            let side = match self.role {
+                Role::Dial { .. } => crate::audit::Side::Client,
+                Role::Accept { .. } => crate::audit::Side::Server,
+            };
+            crate::audit::peer_refused(side, &self.remote, err);
+        }
     }
 
     /// Start reading and writing a connection whose handshake succeeded.

@@ -168,6 +168,12 @@ impl PermissionStore {
             },
         );
         let ident = &instance.ident;
+        crate::audit::instance_registered(
+            ident,
+            servers,
+            replaced.is_some(),
+            replaced.is_none() || reissued,
+        );
         match (replaced.is_some(), reissued) {
             (false, _) => tracing::info!(instance = %ident, servers, "instance registered"),
             (true, false) => tracing::info!(
@@ -200,7 +206,7 @@ impl PermissionStore {
                 self.by_digest.remove(digest);
             }
         }
-        tracing::info!(instance = %ident, "instance unregistered");
+        crate::audit::instance_unregistered(ident);
         Ok(())
     }
 

@@ -101,7 +101,7 @@ impl ProvisionerCore {
         let mut next = self.record.clone();
         next.state = state;
         self.state_file.store(&next)?;
-        tracing::info!(target: "audit", from = %self.record.state, to = %state, "node state changed");
+        crate::audit::node_state_changed(self.record.state, state);
         self.record = next;
         Ok(())
     }
@@ -139,7 +139,10 @@ impl ProvisionerCore {
     fn record_failure(&mut self) -> ProvisionError {
         self.record.failed_attempts = self.record.failed_attempts.saturating_add(1);
         self.record.last_failure_unix = Some(self.now_unix());
-        tracing::warn!(target: "audit", attempts = self.record.failed_attempts, "wrong provisioning password");
+        crate::audit::wrong_password(
+            self.record.failed_attempts,
+            backoff(self.record.failed_attempts),
+        );
         if let Err(e) = self.state_file.store(&self.record) {
             tracing::error!(error = %e, "cannot persist the failed-attempt counter");
         }
@@ -336,7 +339,7 @@ impl ProvisionerCore {
         self.crash_point(Step::DiskEncryptionHook)?;
 
         self.set_state(NodeState::Provisioning)?;
-        tracing::info!(target: "audit", "provisioning started");
+        crate::audit::provisioning_started();
         Ok(())
     }
 
@@ -371,7 +374,7 @@ impl ProvisionerCore {
         }
         self.hook("finish", &self.hooks.finish.clone()).await?;
         self.set_state(NodeState::Provisioned)?;
-        tracing::info!(target: "audit", "provisioning finished");
+        crate::audit::provisioning_finished();
         Ok(())
     }
 
@@ -395,7 +398,7 @@ impl ProvisionerCore {
                 .await
                 .map_err(|_| ProvisionError::Mailbox)?;
             match cleared {
-                Ok(_) => {}
+                Ok(objects) => crate::audit::certs_cleared(&m.id, objects),
                 // A token that was never owned (crash before ownership) holds nothing of ours.
                 Err(CertError::Token {
                     source:
@@ -409,7 +412,7 @@ impl ProvisionerCore {
         self.record.password = None;
         self.memo.forget();
         self.set_state(NodeState::Unprovisioned)?;
-        tracing::info!(target: "audit", "node deprovisioned");
+        crate::audit::deprovisioned();
         Ok(())
     }
 

@@ -123,18 +123,23 @@ struct Endpoint {
 // === impl Endpoint ===
 
 impl Endpoint {
-    /// An acceptor whose links are served by a new session.
+    /// An acceptor whose links are served by a new session. The session runs on the link's arbiter: every
+    /// request then stays on one thread from frame to answer, and sessions spread over the pool instead of
+    /// all running on the arbiter that started the server.
     fn acceptor(&self) -> Result<LinkAcceptor, crate::net::LinkError> {
-        let session = Session::new(self.kind, self.shared.clone()).start();
+        let arbiter = self.pool.next();
+        let (kind, shared) = (self.kind, self.shared.clone());
+        let session = Session::start_in_arbiter(&arbiter, move |_| Session::new(kind, shared));
         let routes = Routes::new()
             .handle(self.kind.channel(), session.clone().recipient())
             .watch_state(session.recipient());
-        LinkAcceptor::new(
+        Ok(LinkAcceptor::new(
             self.pool.clone(),
             self.link.clone(),
             self.tls.clone(),
             routes,
-        )
+        )?
+        .on_arbiter(arbiter))
     }
 
     fn take(&self, stream: BoxedStream, remote: &str) -> Result<Link, crate::net::LinkError> {

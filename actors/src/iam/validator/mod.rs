@@ -174,6 +174,7 @@ impl Handler<ValidateNow> for CertValidator {
                         .map_err(|_| CertError::Mailbox(m.id.clone()))?;
                     match report {
                         Ok(report) => {
+                            crate::audit::validation_removed(&m.id, &report);
                             reports.insert(m.id.clone(), report);
                         }
                         // A module whose token is not there yet (unprovisioned node) has nothing to validate.
@@ -241,14 +242,14 @@ impl Handler<RenewDue> for CertValidator {
                     let entry = match outcome {
                         Ok(info) => {
                             crate::telemetry::renewal(true);
-                            tracing::info!(target: "audit", %cert_type, serial = %info.serial, "certificate renewed");
+                            crate::audit::cert_renewed(&info);
                             act.status.remove(&cert_type);
                             act.schedule(Some(&info), &cert_type);
                             Ok(info)
                         }
                         Err(RenewError::Retryable(reason)) => {
                             crate::telemetry::renewal(false);
-                            tracing::warn!(%cert_type, %reason, "renewal failed; will retry");
+                            crate::audit::cert_renewal_failed(&cert_type, &reason, false);
                             let serial = String::new();
                             act.status.insert(
                                 cert_type.clone(),
@@ -261,8 +262,9 @@ impl Handler<RenewDue> for CertValidator {
                         }
                         Err(RenewError::Fatal(reason)) => {
                             crate::telemetry::renewal(false);
-                            tracing::error!(target: "audit", %cert_type, %reason, "renewal failed fatally; stopped");
-                            act.status.insert(cert_type.clone(), RenewalStatus::Failed(reason.clone()));
+                            crate::audit::cert_renewal_failed(&cert_type, &reason, true);
+                            act.status
+                                .insert(cert_type.clone(), RenewalStatus::Failed(reason.clone()));
                             Err(reason)
                         }
                     };
