@@ -2,6 +2,8 @@
 //! lines on stderr. `cryptoki=off` is part of the default filter: cryptoki reports every mechanism it does
 //! not know at start.
 
+use std::io::IsTerminal;
+
 use aos_config::{LogFormat, LoggingConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +19,7 @@ pub fn init(config: &LoggingConfig, format: LogFormat) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
