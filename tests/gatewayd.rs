@@ -487,3 +487,29 @@ fn a_port_in_use_is_a_clear_error() {
     );
     assert!(!said.contains("panicked"), "{said}");
 }
+
+#[test]
+fn shipped_configurations_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "dist/config/main-node.toml",
+        "dist/config/secondary-node.toml",
+        "dist/quickstart/main.toml",
+        "dist/quickstart/secondary.toml",
+        "config/examples/main-node.toml",
+        "config/examples/secondary-node.toml",
+    ] {
+        let output = Command::new(GATEWAYD)
+            .arg("--config")
+            .arg(root.join(file))
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
