@@ -84,6 +84,8 @@ pub struct UnitOptions {
     pub backdate: Duration,
     /// The main node's renewal threshold (% of a certificate's lifetime); jitter is 0 when set.
     pub renewal_threshold: Option<u8>,
+    /// Number of secondary nodes, named `sec-1`, `sec-2`, …
+    pub secondaries: usize,
 }
 
 impl Default for UnitOptions {
@@ -94,6 +96,7 @@ impl Default for UnitOptions {
             validator_tick: Duration::from_secs(60),
             backdate: Duration::from_secs(60),
             renewal_threshold: None,
+            secondaries: SECONDARIES.len(),
         }
     }
 }
@@ -245,7 +248,9 @@ impl TestUnit {
         let mp_addr = main.node().mp_server().unwrap().local_addr().to_string();
 
         let mut secondaries = Vec::new();
-        for id in SECONDARIES {
+        for i in 1..=options.secondaries {
+            let id = format!("sec-{i}");
+            let id = id.as_str();
             let mut config = base_config(dir.path(), id, NodeRole::Secondary, &ca_path);
             config.mp.main_addr = Some(mp_addr.clone());
             config.sm.enabled = true;
@@ -262,6 +267,13 @@ impl TestUnit {
             secondaries,
             pool,
         }
+    }
+
+    /// Every node id of the unit, the main node first.
+    pub fn node_ids(&self) -> Vec<&str> {
+        std::iter::once(MAIN)
+            .chain(self.secondaries.iter().map(|n| n.id.as_str()))
+            .collect()
     }
 
     pub fn secondary(&mut self, id: &str) -> &mut TestNode {

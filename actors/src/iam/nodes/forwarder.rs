@@ -113,6 +113,8 @@ impl NodeControllerHandle {
     ) -> Result<IamResponse, ApiError> {
         let body = wire::encode(&IamRequest::Stream(message))?;
         let mut attempt = 0u32;
+        // The link of the last transport failure: a retry waits for another one.
+        let mut failed = None;
         loop {
             let route = self
                 .addr
@@ -138,7 +140,10 @@ impl NodeControllerHandle {
                         .await
                     {
                         Ok(answer) => return wire::decode::<IamAnswer>(&answer)?,
-                        Err(err) if wire::is_transport_failure(&err) => err.to_string(),
+                        Err(err) if wire::is_transport_failure(&err) => {
+                            failed = Some(route.link.addr().clone());
+                            err.to_string()
+                        }
                         Err(LinkError::Timeout { .. }) => {
                             return Err(ApiError::new(
                                 ErrorCode::Timeout,
@@ -170,7 +175,34 @@ impl NodeControllerHandle {
                 attempt,
                 "forwarded request failed ({failure}); retrying"
             );
-            tokio::time::sleep(self.options.retry_delay).await;
+            self.wait_for_route(node_id, self.options.retry_delay, failed.as_ref())
+                .await;
+        }
+    }
+
+    /// Wait up to `limit` for `node_id` to be registered with a live link other than `failed` (a node that
+    /// dropped its link, e.g. to handshake again with a new certificate, is usually back within
+    /// milliseconds).
+    async fn wait_for_route(
+        &self,
+        node_id: &str,
+        limit: Duration,
+        failed: Option<&Addr<crate::net::LinkActor>>,
+    ) {
+        const POLL: Duration = Duration::from_millis(10);
+        let deadline = tokio::time::Instant::now() + limit;
+        // Let the failed link's state change reach the controller before asking it.
+        tokio::time::sleep(POLL.min(limit)).await;
+        while tokio::time::Instant::now() < deadline {
+            match self.addr.send(LookupNode(node_id.to_owned())).await {
+                Ok(Lookup::Route(route))
+                    if route.link.addr().connected() && Some(route.link.addr()) != failed =>
+                {
+                    return
+                }
+                Ok(_) => tokio::time::sleep(POLL).await,
+                Err(_) => return,
+            }
         }
     }
 }
