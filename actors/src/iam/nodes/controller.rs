@@ -235,7 +235,7 @@ impl Handler<RegisterNode> for NodeController {
         let id = msg.info.node_id.clone();
         let addr: &Addr<LinkActor> = msg.link.addr();
         let previous = self.nodes.get(&id);
-        let new_link = previous.map_or(true, |e| e.link.addr() != addr);
+        let new_link = previous.is_none_or(|e| e.link.addr() != addr);
         let event = match previous {
             None => Some(NodeEvent::Connected(msg.info.clone())),
             Some(entry) if new_link || entry.info != msg.info => {

@@ -120,7 +120,7 @@ fn current(token: &Token, module: &CertModuleConfig) -> Result<Option<TokenCert>
             ekus: module.extended_key_usage.clone(),
             self_signed: module.self_signed,
         };
-        if best.as_ref().map_or(true, |b| cert.not_after > b.not_after) {
+        if best.as_ref().is_none_or(|b| cert.not_after > b.not_after) {
             best = Some(cert);
         }
     }
