@@ -202,6 +202,13 @@ fn two_daemons_provisioned_with_aosctl() {
     assert!(!s_client.status.success(), "s_client succeeded:\n{said}");
     assert!(said.contains("alert"), "no TLS alert:\n{said}");
     main_daemon.wait_line("no_certificate");
+    let scraped = http_get(metrics, "/metrics");
+    let refused = scraped
+        .lines()
+        .find(|l| l.starts_with("aos_handshakes_refused_total{reason=\"no_certificate\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(refused >= Some(1), "{scraped}");
 
     // SIGTERM: both drain and exit 0 within 5 s.
     let (code, took) = secondary_daemon.terminate();
@@ -313,4 +320,37 @@ fn shipped_configurations_are_valid() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+#[test]
+fn a_missing_pkcs11_library_is_a_clear_error() {
+    let root = tempfile::tempdir().unwrap();
+    let node = NodeDir::new(root.path(), "main");
+    let ca = root.path().join("ca");
+    aosctl(&[
+        "ca",
+        "init",
+        "--dir",
+        ca.to_str().unwrap(),
+        "--unit",
+        "unit-1",
+    ]);
+    let config = node.write_config(&ca.join("root.pem"), "main", "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        softhsm_library().to_str().unwrap(),
+        "/nonexistent/libpkcs11.so",
+    );
+    std::fs::write(&config, text).unwrap();
+    let output = Command::new(GATEWAYD)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("/nonexistent/libpkcs11.so") && said.contains("cert module iam"),
+        "{said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
 }

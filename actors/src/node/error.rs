@@ -36,6 +36,16 @@ pub enum NodeError {
     /// A component identity could not be formed from the node's ids.
     #[error("identity: {0}")]
     Identity(#[from] aos_transport::tls::IdentityError),
+    /// A cert module's PKCS#11 library does not exist or does not load.
+    #[error("cert module {module}: PKCS#11 library {library}: {source}")]
+    Pkcs11 {
+        /// The cert module (`cert_modules[].id`).
+        module: String,
+        /// The library path.
+        library: String,
+        /// Why it cannot be used.
+        source: aos_pkcs11::Error,
+    },
     /// The configuration asks for a component without saying how to reach what it needs (the validator
     /// normally catches this first).
     #[error("{0}")]

@@ -63,6 +63,15 @@ impl Node {
     /// component, when one cannot start (a port in use, a broken CA file, an unreachable setting); what
     /// started before is stopped again.
     pub async fn start(config: &Config, options: NodeOptions) -> Result<Node, NodeError> {
+        // Fail at start, not at the first provisioning, when a PKCS#11 library is missing or broken.
+        for module in config.enabled_cert_modules() {
+            let library = &module.pkcs11.library;
+            aos_pkcs11::Module::open(library).map_err(|source| NodeError::Pkcs11 {
+                module: module.id.clone(),
+                library: library.display().to_string(),
+                source,
+            })?;
+        }
         let pool = ArbiterPool::new(options.workers.max(1));
         let mut core = IamCore::start(
             config,
