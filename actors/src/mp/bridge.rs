@@ -214,6 +214,9 @@ impl std::fmt::Debug for MpBridge {
     }
 }
 
+/// How long a [`TunnelDialer`] waits for a reconnecting bridge before its dial fails.
+const DIAL_WAIT: Duration = Duration::from_secs(5);
+
 /// Dials tunnels of one channel of an [`MpBridge`] ([`MpBridge::dialer`]).
 #[derive(Clone)]
 pub struct TunnelDialer {
@@ -228,6 +231,16 @@ impl crate::net::Dialer for TunnelDialer {
             let shared = shared.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotConnected, "the MP bridge was shut down")
             })?;
+            // While the bridge reconnects (e.g. a new handshake after its certificate changed), wait for
+            // it rather than fail: the caller's link would otherwise pause for its whole backoff.
+            let mut state = shared.state.subscribe();
+            let up = |s: &BridgeState| {
+                !matches!(
+                    s,
+                    BridgeState::Connecting { .. } | BridgeState::Disconnected { .. }
+                )
+            };
+            let _ = tokio::time::timeout(DIAL_WAIT, state.wait_for(up)).await;
             let tunnel = shared.open(channel).await.map_err(|e| {
                 io::Error::new(io::ErrorKind::ConnectionRefused, format!("MP tunnel: {e}"))
             })?;

@@ -81,7 +81,14 @@ pub(super) struct Connection {
     writer: JoinHandle<()>,
     pub(super) peer: Option<Arc<PeerIdentity>>,
     pub(super) last_received: Instant,
+    /// When the connection came up.
+    since: Instant,
 }
+
+/// A connection that lasted this long is reconnected at once when it drops (a peer restarting, a tunnel
+/// re-handshaking); one that dropped sooner waits for the backoff, so a peer that accepts and drops at
+/// once is not hammered.
+const STABLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 type Handshake = Result<(TlsStream<BoxedStream>, Option<PeerIdentity>), DisconnectReason>;
 
@@ -284,20 +291,28 @@ impl LinkActor {
             writer,
             peer: peer.clone().map(Arc::new),
             last_received: Instant::now(),
+            since: Instant::now(),
         });
         self.set_state(LinkState::Connected { peer, certificate }, ctx);
     }
 
     /// The connection ended (or never came up): fail what waits on it, report, and reconnect or stop.
     pub(super) fn lost(&mut self, reason: DisconnectReason, ctx: &mut Context<Self>) {
+        let mut was_stable = false;
         if let Some(conn) = self.conn.take() {
             ctx.cancel_future(conn.reader);
             conn.writer.abort();
+            was_stable = conn.since.elapsed() >= STABLE;
         }
         self.fail_pending(&reason);
         let retry_in = match &mut self.role {
             Role::Dial { backoff, .. } if !self.closing => {
-                let delay = backoff.next_delay();
+                let backoff_delay = backoff.next_delay();
+                let delay = if was_stable {
+                    std::time::Duration::ZERO
+                } else {
+                    backoff_delay
+                };
                 ctx.run_later(delay, |act, ctx| act.connect(ctx));
                 Some(delay)
             }

@@ -96,6 +96,13 @@ fn report(node: &Node, status: &LocalStatus) {
             "ready: provisioned, serving the protected endpoint"
         );
         format!("ready ({:?})", status.state)
+    } else if status.cert.is_some() {
+        tracing::info!(
+            node = %node.config().node.id,
+            state = ?status.state,
+            "not ready: provisioning in progress"
+        );
+        format!("provisioning ({:?})", status.state)
     } else {
         tracing::info!(
             node = %node.config().node.id,

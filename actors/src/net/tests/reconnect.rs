@@ -160,3 +160,36 @@ async fn keepalive_drops_a_connection_whose_peer_went_silent() {
         "{reason:?}"
     );
 }
+
+#[actix_rt::test]
+async fn a_stable_connection_that_drops_is_redialled_at_once_and_a_fresh_one_waits() {
+    let net = Net::new();
+    let mut server = net.server(echo_routes()).await;
+    let addr = server.addr;
+    let pool = ArbiterPool::new(1);
+    let (watch, mut states) = super::states();
+    let _link = net.dial(&pool, addr, Routes::new().watch_state(watch));
+    states.connected().await;
+    // Up for longer than the stability threshold (250 ms).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.kill().await;
+    let change = states
+        .until("Disconnected", |s| {
+            matches!(s, LinkState::Disconnected { .. })
+        })
+        .await;
+    let LinkState::Disconnected { retry_in, .. } = change.state else {
+        unreachable!()
+    };
+    assert_eq!(retry_in, Some(Duration::ZERO), "redialled at once");
+    // The redial fails (no server); the next attempt waits for the backoff.
+    let change = states
+        .until("Disconnected", |s| {
+            matches!(s, LinkState::Disconnected { .. })
+        })
+        .await;
+    let LinkState::Disconnected { retry_in, .. } = change.state else {
+        unreachable!()
+    };
+    assert!(retry_in.is_some_and(|d| d > Duration::ZERO), "{retry_in:?}");
+}
