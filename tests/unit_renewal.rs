@@ -141,6 +141,13 @@ async fn short_lived_certificates_renew_under_traffic() {
         checks >= 10 && forwarded >= 10 && handshakes >= 1,
         "{checks} checks, {forwarded} forwarded, {handshakes} new connections"
     );
+    // The process-wide counters the daemon's /metrics shows saw the same.
+    let counters = aos_actors::telemetry::counters();
+    assert!(counters.renewals_ok >= 3 * 3, "{counters:?}");
+    assert!(
+        counters.permission_allowed >= u64::from(checks),
+        "{counters:?}"
+    );
     let renewed_by_main = unit.cloud.stats().ca.issued;
     assert!(
         renewed_by_main > 3 * 9,
