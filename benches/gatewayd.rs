@@ -35,22 +35,12 @@ fn main() {
         .next()
         .unwrap_or(5);
     let root = tempfile::tempdir().unwrap();
-    let ca = root.path().join("ca");
-    aosctl(&[
-        "ca",
-        "init",
-        "--dir",
-        ca.to_str().unwrap(),
-        "--unit",
-        "unit-1",
-    ]);
-    let ca_root = ca.join("root.pem");
-    let password = root.path().join("password");
-    std::fs::write(&password, PASSWORD).unwrap();
+    let dev = DevCa::new(root.path());
+    let ca_root = &dev.root;
 
     // One provisioned node.
     let node = NodeDir::new(root.path(), "main");
-    let config = node.write_config(&ca_root, "main", "");
+    let config = node.write_config(ca_root, "main", "");
     let metrics = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -58,17 +48,7 @@ fn main() {
     let daemon = Daemon::spawn(&config, &node.conf(), Some(metrics));
     let fingerprint = daemon.fingerprint();
     wait_listening(node.public);
-    aosctl(&[
-        "provision",
-        "--server",
-        &format!("127.0.0.1:{}", node.public),
-        "--pin",
-        &fingerprint,
-        "--ca",
-        ca.to_str().unwrap(),
-        "--password-file",
-        password.to_str().unwrap(),
-    ]);
+    dev.provision(node.public, &fingerprint, false);
     assert_eq!(daemon.terminate().0, Some(0));
 
     let (mut ready, mut rss, mut hwm, mut baseline) =
@@ -128,21 +108,13 @@ fn main() {
 
     // aosctl provision --all of a 3-node unit of daemons.
     let main = NodeDir::new(root.path(), "unit-main");
-    let main_config = main.write_config(&ca_root, "main", "");
+    let main_config = main.write_config(ca_root, "main", "");
     let main_daemon = Daemon::spawn(&main_config, &main.conf(), None);
     let fingerprint = main_daemon.fingerprint();
     let mut secondaries = Vec::new();
     for id in ["sec-1", "sec-2"] {
         let dir = NodeDir::new(root.path(), id);
-        let config = dir.write_config(&ca_root, id, "");
-        let text = std::fs::read_to_string(&config).unwrap().replace(
-            "[iam]\n",
-            &format!(
-                "[iam]\nmain_public_addr = \"127.0.0.1:{}\"\nmain_protected_addr = \"127.0.0.1:{}\"\nmain_fingerprint = \"{fingerprint}\"\nnode_reconnect_interval = \"200ms\"\n",
-                main.public, main.protected
-            ),
-        );
-        std::fs::write(&config, text).unwrap();
+        let config = dir.write_secondary_config(ca_root, id, &main, &fingerprint);
         secondaries.push(Daemon::spawn(&config, &dir.conf(), None));
     }
     let start = Instant::now();
@@ -151,18 +123,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let start = Instant::now();
-    let done = aosctl(&[
-        "provision",
-        "--server",
-        &format!("127.0.0.1:{}", main.public),
-        "--pin",
-        &fingerprint,
-        "--ca",
-        ca.to_str().unwrap(),
-        "--password-file",
-        password.to_str().unwrap(),
-        "--all",
-    ]);
+    let done = dev.provision(main.public, &fingerprint, true);
     let took = start.elapsed().as_secs_f64() * 1e3;
     assert_eq!(done.as_array().unwrap().len(), 3);
     println!("aosctl provision --all, 3 daemons (P-256 iam + sm each): {took:.0} ms end to end");

@@ -17,39 +17,19 @@ use daemons::*;
 #[test]
 fn two_daemons_provisioned_with_aosctl() {
     let root = tempfile::tempdir().unwrap();
-    let ca = root.path().join("ca");
-    aosctl(&[
-        "ca",
-        "init",
-        "--dir",
-        ca.to_str().unwrap(),
-        "--unit",
-        "unit-1",
-    ]);
-    let ca_root = ca.join("root.pem");
-    let password = root.path().join("password");
-    std::fs::write(&password, PASSWORD).unwrap();
+    let dev = DevCa::new(root.path());
+    let (ca, ca_root) = (&dev.dir, &dev.root);
 
     let main = NodeDir::new(root.path(), "main");
     let secondary = NodeDir::new(root.path(), "sec-1");
-    let main_config = main.write_config(&ca_root, "main", "");
+    let main_config = main.write_config(ca_root, "main", "");
     let main_addr = |port: u16| format!("127.0.0.1:{port}");
     let metrics = free_port();
     let main_daemon = Daemon::spawn(&main_config, &main.conf(), Some(metrics));
     let fingerprint = main_daemon.fingerprint();
-    // The secondary's [iam] table names the main node's endpoints and pins the main node's provisioning
-    // certificate, so it can register while the main node is not provisioned either.
-    let secondary_config = secondary.write_config(&ca_root, "sec-1", "");
-    let text = std::fs::read_to_string(&secondary_config).unwrap().replace(
-        "[iam]\n",
-        &format!(
-            "[iam]\nmain_public_addr = \"{}\"\nmain_protected_addr = \"{}\"\nmain_fingerprint = \"{fingerprint}\"\n\
-             node_reconnect_interval = \"300ms\"\n",
-            main_addr(main.public),
-            main_addr(main.protected)
-        ),
-    );
-    std::fs::write(&secondary_config, text).unwrap();
+    // The secondary names the main node's endpoints and pins its provisioning certificate, so it can
+    // register while the main node is not provisioned either.
+    let secondary_config = secondary.write_secondary_config(ca_root, "sec-1", &main, &fingerprint);
     let secondary_daemon = Daemon::spawn(&secondary_config, &secondary.conf(), None);
     wait_listening(main.public);
     assert!(http_get(metrics, "/ready").starts_with("HTTP/1.1 503"));
@@ -57,18 +37,7 @@ fn two_daemons_provisioned_with_aosctl() {
     main_daemon.wait_line("secondary node registered");
 
     // Provision both through the main node.
-    let provisioned = aosctl(&[
-        "provision",
-        "--server",
-        &main_addr(main.public),
-        "--pin",
-        &fingerprint,
-        "--ca",
-        ca.to_str().unwrap(),
-        "--password-file",
-        password.to_str().unwrap(),
-        "--all",
-    ]);
+    let provisioned = dev.provision(main.public, &fingerprint, true);
     let nodes: Vec<&str> = provisioned
         .as_array()
         .unwrap()
@@ -174,7 +143,7 @@ fn two_daemons_provisioned_with_aosctl() {
                 .arg(&pem));
             let verified = run(Command::new("openssl")
                 .args(["verify", "-CAfile"])
-                .arg(&ca_root)
+                .arg(ca_root)
                 .arg("-untrusted")
                 .arg(ca.join("intermediate.pem"))
                 .arg(&pem));
@@ -193,7 +162,7 @@ fn two_daemons_provisioned_with_aosctl() {
             &main_addr(main.protected),
             "-CAfile",
         ])
-        .arg(&ca_root)
+        .arg(ca_root)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -326,16 +295,8 @@ fn shipped_configurations_are_valid() {
 fn a_missing_pkcs11_library_is_a_clear_error() {
     let root = tempfile::tempdir().unwrap();
     let node = NodeDir::new(root.path(), "main");
-    let ca = root.path().join("ca");
-    aosctl(&[
-        "ca",
-        "init",
-        "--dir",
-        ca.to_str().unwrap(),
-        "--unit",
-        "unit-1",
-    ]);
-    let config = node.write_config(&ca.join("root.pem"), "main", "");
+    let dev = DevCa::new(root.path());
+    let config = node.write_config(&dev.root, "main", "");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         softhsm_library().to_str().unwrap(),
         "/nonexistent/libpkcs11.so",

@@ -201,19 +201,6 @@ async fn whole_unit(link: LinkKind) {
     }
 }
 
-async fn wait_desired(
-    controller: &aos_actors::cm::SmController,
-    node: &str,
-    specs: Vec<aos_actors::api::sm::InstanceSpec>,
-) -> Vec<aos_actors::api::sm::InstanceStatus> {
-    loop {
-        match controller.set_desired(node, specs.clone()).await {
-            Ok(statuses) if statuses.len() == specs.len() => return statuses,
-            Ok(_) | Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    }
-}
-
 async fn wait_bridge_authenticated(node: &TestNode) {
     let mut state = node.node().bridge().unwrap().state();
     within(&format!("{}'s bridge authenticated", node.id), async {

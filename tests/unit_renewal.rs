@@ -41,19 +41,10 @@ async fn short_lived_certificates_renew_under_traffic() {
         .unwrap()
         .clone();
     let (spec, _) = service("telemetry");
-    within("the service runs", async {
-        loop {
-            if let Ok(statuses) = controller
-                .set_desired(SECONDARIES[0], vec![spec.clone()])
-                .await
-            {
-                if statuses.len() == 1 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
+    within(
+        "the service runs",
+        wait_desired(&controller, SECONDARIES[0], vec![spec.clone()]),
+    )
     .await;
     let secret = unit
         .secondary(SECONDARIES[0])

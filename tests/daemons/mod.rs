@@ -216,3 +216,80 @@ pub fn http_get(port: u16, path: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+/// A development CA made with `aosctl ca init` in `root/ca` for unit `unit-1`, and the provisioning
+/// password in `root/password`.
+pub struct DevCa {
+    /// The CA directory (`--ca`).
+    pub dir: PathBuf,
+    /// Its root certificate (`ca_cert`).
+    pub root: PathBuf,
+    /// The password file (`--password-file`).
+    pub password: PathBuf,
+}
+
+impl DevCa {
+    /// `aosctl provision` of the node serving the public endpoint on `port` (every node of the unit with
+    /// `all`), pinning its provisioning certificate `fingerprint`; the `--json` output.
+    pub fn provision(&self, port: u16, fingerprint: &str, all: bool) -> serde_json::Value {
+        let server = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "provision",
+            "--server",
+            &server,
+            "--pin",
+            fingerprint,
+            "--ca",
+            self.dir.to_str().unwrap(),
+            "--password-file",
+            self.password.to_str().unwrap(),
+        ];
+        if all {
+            args.push("--all");
+        }
+        aosctl(&args)
+    }
+
+    pub fn new(root: &Path) -> DevCa {
+        let dir = root.join("ca");
+        aosctl(&[
+            "ca",
+            "init",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--unit",
+            "unit-1",
+        ]);
+        let password = root.join("password");
+        std::fs::write(&password, PASSWORD).unwrap();
+        DevCa {
+            root: dir.join("root.pem"),
+            dir,
+            password,
+        }
+    }
+}
+
+impl NodeDir {
+    /// A secondary's config (see [`NodeDir::write_config`]) naming `main`'s endpoints and pinning its
+    /// provisioning certificate `fingerprint`, so it registers while the main node is unprovisioned too.
+    pub fn write_secondary_config(
+        &self,
+        ca: &Path,
+        id: &str,
+        main: &NodeDir,
+        fingerprint: &str,
+    ) -> PathBuf {
+        let config = self.write_config(ca, id, "");
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "[iam]\n",
+            &format!(
+                "[iam]\nmain_public_addr = \"127.0.0.1:{}\"\nmain_protected_addr = \"127.0.0.1:{}\"\n\
+                 main_fingerprint = \"{fingerprint}\"\nnode_reconnect_interval = \"300ms\"\n",
+                main.public, main.protected
+            ),
+        );
+        std::fs::write(&config, text).unwrap();
+        config
+    }
+}

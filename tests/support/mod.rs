@@ -439,3 +439,18 @@ pub fn ident(item: &str) -> InstanceIdent {
         kind: InstanceKind::Service,
     }
 }
+
+/// Make `specs` the desired instances of `node` and wait until its SM reports them all (the SM may still be
+/// connecting to the CM).
+pub async fn wait_desired(
+    controller: &aos_actors::cm::SmController,
+    node: &str,
+    specs: Vec<InstanceSpec>,
+) -> Vec<aos_actors::api::sm::InstanceStatus> {
+    loop {
+        match controller.set_desired(node, specs.clone()).await {
+            Ok(statuses) if statuses.len() == specs.len() => return statuses,
+            Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
