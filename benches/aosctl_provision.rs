@@ -11,7 +11,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aos_actors::net::ArbiterPool;
 use aos_pkcs11::testkit::SO_PIN;
 use common::*;
 
@@ -39,12 +38,10 @@ async fn one_run() -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let ca = dev_ca(dir.path());
     let password = file(dir.path(), "password", SO_PIN);
-    let pool = ArbiterPool::new(2);
-    let main = TestNode::start("main", true, &ca, &pool).await;
+    let main = TestNode::start("main", None, &ca).await;
     let mut secondaries = Vec::new();
     for id in ["secondary-1", "secondary-2"] {
-        let mut node = TestNode::start(id, false, &ca, &pool).await;
-        node.register_with(&main, &ca, &pool).await;
+        let node = TestNode::start(id, Some(&main), &ca).await;
         secondaries.push(node);
     }
     let start = Instant::now();

@@ -17,7 +17,7 @@ async fn one_node_is_provisioned_listed_paused_resumed_and_deprovisioned() {
     let password = password.to_str().unwrap().to_owned();
     let wrong = file(dir.path(), "wrong", "not-the-password\n");
     let pool = ArbiterPool::new(2);
-    let node = TestNode::start("main", true, std::path::Path::new(&ca), &pool).await;
+    let node = TestNode::start("main", None, std::path::Path::new(&ca)).await;
 
     // Unprovisioned: reached with the pinned provisioning certificate.
     let pin = node.pin();
@@ -256,10 +256,8 @@ async fn provision_all_provisions_a_secondary_through_the_main_node() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dev_ca(dir.path());
     let password = file(dir.path(), "password", SO_PIN);
-    let pool = ArbiterPool::new(2);
-    let main = TestNode::start("main", true, &ca, &pool).await;
-    let mut secondary = TestNode::start("secondary-1", false, &ca, &pool).await;
-    secondary.register_with(&main, &ca, &pool).await;
+    let main = TestNode::start("main", None, &ca).await;
+    let secondary = TestNode::start("secondary-1", Some(&main), &ca).await;
     let ca = ca.to_str().unwrap();
 
     let nodes = json(

@@ -1,6 +1,5 @@
-//! Shared by the aosctl integration tests: running the built `aosctl`, and the IAM of a node assembled in
-//! this process from the actors crate (a private SoftHSM, real loopback TLS endpoints), until the daemon's
-//! `Node` API exists.
+//! Shared by the aosctl integration tests: running the built `aosctl`, and nodes started in this process
+//! with `aos_actors::node::Node` (a private SoftHSM each, real loopback TLS endpoints).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -9,20 +8,11 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aos_actors::api::NodeInfo;
-use aos_actors::clock::{Clock, SystemClock};
-use aos_actors::iam::cert_handler::CertHandler;
-use aos_actors::iam::cert_module::{NodeIdentity, TrustRoots};
-use aos_actors::iam::client::{Registration, RegistrationConfig};
-use aos_actors::iam::nodes::{ForwardOptions, NodeControllerHandle};
-use aos_actors::iam::permissions::{PermissionHandler, PermissionStore};
-use aos_actors::iam::provisioner::{NodeState, Provisioner, ProvisionerOptions, StateFile};
-use aos_actors::iam::server::{EndpointKind, IamServer, IamServerConfig, LocalNode};
-use aos_actors::iam::service::IamService;
+use aos_actors::iam::server::EndpointKind;
 use aos_actors::net::{ArbiterPool, LinkConfig, TcpDialer};
+use aos_actors::node::{Node, NodeOptions};
 use aos_config::{
-    CertModuleConfig, ExtendedKeyUsage, KeyAlgorithm, PermissionLimits, Pkcs11Params,
-    ProvisioningConfig,
+    CertModuleConfig, Config, ExtendedKeyUsage, KeyAlgorithm, NodeConfig, NodeRole, Pkcs11Params,
 };
 use aos_pkcs11::testkit::SoftHsm;
 use aos_transport::tls::{root_store, TlsOptions};
@@ -101,28 +91,39 @@ pub fn file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// The IAM of one node: cert types `iam` and `sm` (P-256) on token `aoscore` of a private SoftHSM.
+/// One node built with `aos_actors::node::Node`: cert types `iam` and `sm` (P-256) on token `aoscore` of a
+/// private SoftHSM, IAM endpoints on loopback ports.
 pub struct TestNode {
     pub node_id: String,
     pub hsm: SoftHsm,
-    pub local: LocalNode,
-    pub server: IamServer,
-    pub registration: Option<Registration>,
+    pub node: Node,
 }
 
 impl TestNode {
-    /// Start a node trusting the CA in `ca_dir`; a main node gets a node controller.
-    pub async fn start(node_id: &str, main: bool, ca_dir: &Path, pool: &ArbiterPool) -> TestNode {
+    /// Start a node trusting the CA in `ca_dir`: the main node, or (with `main`) a secondary that registers
+    /// with it, pinning its provisioning certificate so that it can while the main node is unprovisioned.
+    pub async fn start(node_id: &str, main: Option<&TestNode>, ca_dir: &Path) -> TestNode {
         let hsm = SoftHsm::new();
-        let root: CertificateDer<'static> =
-            CertificateDer::from_pem_file(ca_dir.join("root.pem")).unwrap();
-        let trust = Arc::new(TrustRoots::new(std::slice::from_ref(&root)).unwrap());
-        let roots = root_store(&[root]).unwrap();
-        let identity = NodeIdentity {
-            unit_id: UNIT.into(),
-            node_id: node_id.into(),
+        let role = if main.is_some() {
+            NodeRole::Secondary
+        } else {
+            NodeRole::Main
         };
-        let modules: Vec<CertModuleConfig> = ["iam", "sm"]
+        let mut config = Config::new(
+            NodeConfig::new(node_id, UNIT, role),
+            ca_dir.join("root.pem"),
+        );
+        config.node.state_file = hsm.dir().join("state");
+        config.node.working_dir = hsm.dir().join("work");
+        config.iam.public_listen = "127.0.0.1:0".parse().unwrap();
+        config.iam.protected_listen = "127.0.0.1:0".parse().unwrap();
+        config.iam.node_reconnect_interval = Duration::from_millis(100);
+        if let Some(main) = main {
+            config.iam.main_public_addr = Some(main.public());
+            config.iam.main_protected_addr = Some(main.protected());
+            config.iam.main_fingerprint = Some(main.pin());
+        }
+        config.cert_modules = ["iam", "sm"]
             .into_iter()
             .map(|id| {
                 let mut params = Pkcs11Params::new(hsm.library());
@@ -134,100 +135,33 @@ impl TestNode {
                 module
             })
             .collect();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let certs = actix::Actor::start(CertHandler::new(&modules, identity, trust, clock.clone()));
-        let provisioner = actix::Actor::start(
-            Provisioner::new(
-                StateFile::new(hsm.dir().join("state")),
-                ProvisioningConfig::default(),
-                certs.clone(),
-                clock,
-                ProvisionerOptions::default(),
-            )
-            .unwrap(),
-        );
-        let store = PermissionStore::open(hsm.dir().join("perm.json"), PermissionLimits::default())
-            .unwrap();
-        let handler = PermissionHandler::new(store);
-        let reader = handler.reader();
-        let info = NodeInfo {
-            node_id: node_id.into(),
-            unit_id: UNIT.into(),
-            name: node_id.into(),
-            node_type: "test".into(),
-            is_main: main,
-            state: NodeState::Unprovisioned,
-            attrs: BTreeMap::new(),
-        };
-        let mut service = IamService::new(
-            info,
-            certs.clone(),
-            provisioner,
-            Some((actix::Actor::start(handler), reader)),
-        );
-        let controller = main.then(|| {
-            let controller = NodeControllerHandle::start(UNIT, node_id, ForwardOptions::default());
-            service = service.clone().with_forwarder(Arc::new(controller.clone()));
-            controller
-        });
-        let local = LocalNode::start(service, certs, "iam", Duration::from_secs(60))
-            .await
-            .unwrap();
-        let config = IamServerConfig {
-            public_listen: "127.0.0.1:0".parse().unwrap(),
-            protected_listen: "127.0.0.1:0".parse().unwrap(),
-            link: LinkConfig::default(),
-            tls: TlsOptions::default(),
-            roots,
-        };
-        let server = IamServer::start(local.clone(), controller, config, pool.clone())
-            .await
-            .unwrap();
+        let node = Node::start(&config, NodeOptions::default()).await.unwrap();
+        if let Some(registration) = node.registration() {
+            registration
+                .registered(EndpointKind::Public, PATIENCE)
+                .await
+                .unwrap();
+        }
         TestNode {
             node_id: node_id.into(),
             hsm,
-            local,
-            server,
-            registration: None,
+            node,
         }
-    }
-
-    /// Register this (secondary) node with `main`, over `main`'s public endpoint while it is unprovisioned.
-    pub async fn register_with(&mut self, main: &TestNode, ca_dir: &Path, pool: &ArbiterPool) {
-        let root: CertificateDer<'static> =
-            CertificateDer::from_pem_file(ca_dir.join("root.pem")).unwrap();
-        let config = RegistrationConfig {
-            main_public: Arc::new(TcpDialer::new(main.server.public_addr())),
-            main_protected: Arc::new(TcpDialer::new(main.server.protected_addr())),
-            roots: root_store(&[root]).unwrap(),
-            main_node: Some(main.node_id.clone()),
-            main_fingerprint: Some(main.server.provisioning_fingerprint()),
-            link: LinkConfig::default(),
-            tls: TlsOptions::default(),
-            retry: Duration::from_millis(100),
-            switch_grace: Duration::from_millis(200),
-        };
-        let registration = Registration::start(self.local.clone(), config, pool.clone());
-        registration
-            .registered(EndpointKind::Public, PATIENCE)
-            .await
-            .unwrap();
-        self.registration = Some(registration);
     }
 
     /// `host:port` of the public endpoint.
     pub fn public(&self) -> String {
-        self.server.public_addr().to_string()
+        self.node.public_addr().to_string()
     }
 
     /// `host:port` of the protected endpoint.
     pub fn protected(&self) -> String {
-        self.server.protected_addr().to_string()
+        self.node.protected_addr().to_string()
     }
 
     /// The provisioning certificate's fingerprint, as the node logs it.
     pub fn pin(&self) -> String {
-        self.server.provisioning_fingerprint().to_string()
+        self.node.provisioning_fingerprint().to_string()
     }
 
     /// Keep the node's tokens open until the process exits: SoftHSM crashes when its last session closes on
@@ -269,7 +203,7 @@ pub async fn register_instance(
     };
     let client = IamClient::connect(
         pool,
-        Arc::new(TcpDialer::new(node.server.protected_addr())),
+        Arc::new(TcpDialer::new(node.node.protected_addr())),
         client_tls(auth, Some(&credentials), &TlsOptions::default()).unwrap(),
         EndpointKind::Protected,
         LinkConfig::default(),
