@@ -76,7 +76,9 @@ async fn provision_once(ca: &TestCa, roots: Arc<TrustRoots>) -> Duration {
         .unwrap()
         .unwrap();
     let t_start = start.elapsed();
+    let mut steps = Vec::new();
     for m in modules.iter().filter(|m| !m.self_signed) {
+        let step = Instant::now();
         let csr = handler
             .send(ForType::new(
                 &m.id,
@@ -87,8 +89,10 @@ async fn provision_once(ca: &TestCa, roots: Arc<TrustRoots>) -> Duration {
             .await
             .unwrap()
             .unwrap();
+        let t_key = step.elapsed();
         let now = SystemTime::now();
         let chain = ca.sign_csr(&csr, now, now + Duration::from_secs(86_400 * 365));
+        let t_sign = step.elapsed();
         handler
             .send(ForType::new(
                 &m.id,
@@ -99,6 +103,13 @@ async fn provision_once(ca: &TestCa, roots: Arc<TrustRoots>) -> Duration {
             .await
             .unwrap()
             .unwrap();
+        steps.push(format!(
+            "{} key+csr {:.1} / ca {:.1} / apply {:.1}",
+            m.id,
+            ms(t_key),
+            ms(t_sign - t_key),
+            ms(step.elapsed() - t_sign)
+        ));
     }
     let t_certs = start.elapsed();
     provisioner
@@ -118,6 +129,7 @@ async fn provision_once(ca: &TestCa, roots: Arc<TrustRoots>) -> Duration {
             ms(t_certs - t_start),
             ms(total - t_certs)
         );
+        println!("    {}", steps.join("; "));
     }
     total
 }
