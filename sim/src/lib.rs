@@ -11,8 +11,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cloud;
+pub mod report;
 pub mod rng;
+pub mod run;
 pub mod scenario;
 pub mod tokens;
 pub mod unit;

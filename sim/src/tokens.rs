@@ -75,7 +75,7 @@ impl std::fmt::Debug for TokenFault {
 }
 
 /// What the orphan check found on one token.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TokenContents {
     /// Complete sets (key pair and certificate) per object label.
     pub complete: Vec<(String, usize)>,

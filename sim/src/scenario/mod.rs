@@ -12,7 +12,7 @@ mod plan;
 use std::time::Duration;
 
 pub use error::ScenarioError;
-pub use plan::{FaultEvent, Plan, PlannedStep};
+pub use plan::{schedule, FaultEvent, Plan, PlannedAction, PlannedStep};
 
 /// The scenario `aos-sim` runs without `--scenario`.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.toml");
@@ -309,3 +309,6 @@ pub fn node_name(index: usize) -> String {
         format!("sec-{index}")
     }
 }
+
+#[cfg(test)]
+mod tests;
