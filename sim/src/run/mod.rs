@@ -92,3 +92,6 @@ pub async fn run_on(
     let checks = checks::evaluate(&record, &scenario.checks);
     Outcome { record, checks }
 }
+
+#[cfg(test)]
+mod tests;
