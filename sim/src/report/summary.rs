@@ -94,13 +94,14 @@ pub fn summary(outcome: &Outcome, link: &str) -> String {
     };
     let _ = writeln!(
         out,
-        "traffic: {} checks ({} granted ok, {} failed; {} ungranted refused, {} accepted; {} unanswered), latency p50 {} p99 {}; {} messages ({} failed)",
+        "traffic: {} checks ({} granted ok, {} failed; {} ungranted refused, {} accepted; {} unanswered; {} not sent, instance not running), latency p50 {} p99 {}; {} messages ({} failed)",
         r.checks(),
         sum(|s| s.granted_ok),
         sum(|s| s.granted_failed),
         sum(|s| s.ungranted_refused),
         sum(|s| s.ungranted_accepted),
         sum(|s| s.unavailable),
+        sum(|s| s.no_instance),
         ms(0.5),
         ms(0.99),
         sum(|s| s.messages_ok + s.messages_failed),

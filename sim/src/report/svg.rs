@@ -90,14 +90,12 @@ pub(crate) fn line_chart(title: &str, unit: &str, series: &[Series<'_>], height:
             r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.8"/>"#,
             series.color
         );
-        let lx = LEFT + 10.0 + 170.0 * k as f64;
+        let lx = LEFT + 260.0 + 150.0 * k as f64;
         let _ = write!(
             s,
-            r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{:.1}" class="axis">{}</text>"#,
-            top - 2.0 - 10.0 + 14.0,
+            r#"<rect x="{lx:.1}" y="7" width="10" height="10" fill="{}"/><text x="{:.1}" y="16" class="axis">{}</text>"#,
             series.color,
             lx + 14.0,
-            top + 10.0,
             esc(series.name)
         );
     }

@@ -124,6 +124,8 @@ pub struct Second {
     pub ungranted_accepted: u64,
     /// Checks that got no answer or whose instance changed meanwhile.
     pub unavailable: u64,
+    /// Checks not sent: the service's instance was not running (its node down, or not redeployed).
+    pub no_instance: u64,
     /// Forwarded messages that succeeded.
     pub messages_ok: u64,
     /// Forwarded messages that failed.

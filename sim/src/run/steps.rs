@@ -255,6 +255,8 @@ async fn apply_fault(ctx: &Ctx<'_>, fault: FaultEvent, random: bool) {
             }
             if let Err(e) = unit.restart(node).await {
                 ctx.event(Some(node), EventKind::Error, format!("restart failed: {e}"));
+            } else if node == 0 {
+                redeploy(ctx).await;
             }
         }
         FaultKind::TokenFail => match unit.fail_token(node) {
@@ -282,4 +284,29 @@ async fn apply_fault(ctx: &Ctx<'_>, fault: FaultEvent, random: bool) {
         EventKind::Heal,
         format!("{kind} on {name} healed"),
     );
+}
+
+/// After the main node restarts, its CM knows no desired instances (they live in memory): the cloud sends
+/// them again, node by node, as it would to a CM that reconnects.
+async fn redeploy(ctx: &Ctx<'_>) {
+    let desired: Vec<(usize, Vec<aos_actors::api::sm::InstanceSpec>)> = ctx
+        .desired
+        .borrow()
+        .iter()
+        .cloned()
+        .enumerate()
+        .filter(|(i, specs)| !specs.is_empty() && !ctx.rec().deprovisioned.contains(i))
+        .collect();
+    if !ctx.unit.nodes[0].wait_ready().await {
+        return;
+    }
+    for (node, specs) in desired {
+        if let Err(e) = ctx.unit.deploy(node, specs).await {
+            ctx.event(
+                Some(node),
+                EventKind::Error,
+                format!("redeploy after the main node's restart: {e}"),
+            );
+        }
+    }
 }

@@ -34,12 +34,13 @@ pub(super) async fn run(ctx: &Ctx<'_>, traffic: Traffic) {
     }
     let mut checks = ticker(traffic.checks_per_sec);
     let mut messages = ticker(traffic.messages_per_sec);
+    let (send_checks, send_messages) = (traffic.checks_per_sec > 0, traffic.messages_per_sec > 0);
     let mut in_flight = FuturesUnordered::new();
     let (mut n_check, mut n_message) = (0usize, 0usize);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(end) => break,
-            _ = checks.tick() => {
+            _ = checks.tick(), if send_checks => {
                 if in_flight.len() < MAX_IN_FLIGHT {
                     n_check += 1;
                     if let Some(job) = check(ctx, n_check) {
@@ -47,7 +48,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, traffic: Traffic) {
                     }
                 }
             }
-            _ = messages.tick() => {
+            _ = messages.tick(), if send_messages => {
                 if in_flight.len() < MAX_IN_FLIGHT {
                     n_message += 1;
                     if let Some(job) = message(ctx, n_message) {
@@ -88,7 +89,11 @@ fn check<'c>(ctx: &'c Ctx<'_>, n: usize) -> Option<impl std::future::Future<Outp
         UNGRANTED_FUNCTION.to_owned()
     };
     let runner = ctx.unit.nodes[service.node].runner.clone();
-    let secret = runner.secret_of(&service.ident)?;
+    let Some(secret) = runner.secret_of(&service.ident) else {
+        let t = ctx.now();
+        ctx.rec().second(t).no_instance += 1;
+        return None;
+    };
     let checker = ctx.checker()?;
     Some(async move {
         let t = ctx.now();

@@ -41,7 +41,7 @@ pub enum UnitError {
         /// Which.
         node: String,
         /// Why.
-        source: NodeError,
+        source: Box<NodeError>,
     },
     /// The MP link or its proxy.
     #[error("MP link: {0}")]
@@ -67,7 +67,7 @@ impl UnitError {
     pub(crate) fn node(node: &str, source: NodeError) -> UnitError {
         UnitError::Node {
             node: node.to_owned(),
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -184,12 +184,11 @@ impl SimUnit {
         let controller = self.sm_controller()?;
         within(&name, "its SM running the instances", PATIENCE, async {
             loop {
-                let last;
-                match controller.set_desired(&name, specs.clone()).await {
+                let last = match controller.set_desired(&name, specs.clone()).await {
                     Ok(statuses) if statuses.len() == specs.len() => return Ok(statuses),
-                    Ok(statuses) => last = format!("{} of {} running", statuses.len(), specs.len()),
-                    Err(e) => last = e.to_string(),
-                }
+                    Ok(statuses) => format!("{} of {} running", statuses.len(), specs.len()),
+                    Err(e) => e.to_string(),
+                };
                 if !self.nodes[index].is_up() {
                     return Err(UnitError::op(&name, format!("went down ({last})")));
                 }
@@ -280,7 +279,8 @@ impl SimUnit {
     }
 
     /// A functional server's permission checker on the main node's public endpoint, verifying the main
-    /// node's CA-issued `iam` certificate. It reconnects by itself (the port survives restarts).
+    /// node's CA-issued `iam` certificate. It reconnects by itself (the port survives restarts) as fast as
+    /// the nodes do, and gives up on a request after 2 s.
     pub fn checker(&self) -> Result<PermissionChecker, UnitError> {
         let main = &self.nodes[0];
         let auth = IamServerAuth::Identity {
@@ -296,7 +296,11 @@ impl SimUnit {
             Arc::new(TcpDialer::new(main.config.iam.public_listen)),
             tls,
             EndpointKind::Public,
-            LinkConfig::default(),
+            LinkConfig {
+                // A functional server answers its callers in time or not at all.
+                request_timeout: Duration::from_secs(2),
+                ..LinkConfig::from(&main.config.transport)
+            },
         )
         .map_err(|e| UnitError::op(&main.name, e))?;
         Ok(PermissionChecker::new(client))

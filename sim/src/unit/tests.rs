@@ -92,3 +92,29 @@ async fn a_unit_provisions_serves_and_recovers_from_each_fault() {
     assert_eq!(unit.token_contents(2).unwrap().total(), 0);
     unit.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_service_on_the_main_node_runs_and_its_secret_validates() {
+    let unit = SimUnit::start(UnitOptions {
+        nodes: 1,
+        ..UnitOptions::default()
+    })
+    .await
+    .unwrap();
+    let results = unit.provision(&[0], 1).await;
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    let grant = vec![("get".to_owned(), "r".to_owned())];
+    let statuses = unit
+        .deploy(0, vec![service_spec("logger", "vis", &grant)])
+        .await
+        .unwrap();
+    let secret = unit.nodes[0].runner.secret_of(&service_ident("logger"));
+    assert!(secret.is_some(), "{statuses:?}");
+    let checker = unit.checker().unwrap();
+    checker.client().connected(PATIENCE).await.unwrap();
+    assert!(checker
+        .authorize(&secret.unwrap(), "vis", "get")
+        .await
+        .is_ok());
+    unit.stop().await;
+}
