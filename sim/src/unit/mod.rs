@@ -189,7 +189,9 @@ impl SimUnit {
             LinkKind::Vchan => format!("vchan-mem://{}", self.ring_name("mp")),
         });
         let runner = SimulatedRunner::default();
-        let mut options = node::node_options(&runner, self.options.workers);
+        // The main node carries every secondary's MP link: give it the machine's cores.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut options = node::node_options(&runner, self.options.workers.max(cores));
         if let Some(lifetime) = self.options.cert_lifetime {
             // Short certificates: renew at half their life, check often, retry soon.
             config.renewal.threshold_percent = 50;

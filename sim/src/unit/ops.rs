@@ -20,6 +20,9 @@ use crate::tokens::{TokenContents, TokenFault};
 /// Longest wait for one operation of the unit (reached only when something hangs).
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// How often the cloud tries to provision a node before it reports the failure.
+const PROVISION_ATTEMPTS: u32 = 5;
+
 /// Await `fut` for at most `limit`, else an error naming `node` and `what`.
 pub(crate) async fn within<T>(
     node: &str,
@@ -153,14 +156,28 @@ impl SimUnit {
         if index == 0 {
             self.wait_registered(&[0]).await?;
         }
-        within(
-            &name,
-            "provisioning",
-            PATIENCE,
-            self.cloud.provision(password, Some(&[&name])),
-        )
-        .await?
-        .map_err(|e| UnitError::op(&name, e))?;
+        // The cloud retries what fails on the way, as a real one would: the CM's unit status fails while
+        // any node re-registers (each applied certificate reconnects its links), which is normal churn
+        // while many nodes provision at once.
+        let target = [name.as_str()];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let provision = self.cloud.provision(password, Some(&target));
+            match within(&name, "provisioning", PATIENCE, provision).await? {
+                Ok(_) => break,
+                Err(e) if attempt < PROVISION_ATTEMPTS && self.nodes[index].is_up() => {
+                    tracing::info!(node = %name, attempt, "provisioning failed, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(250) * attempt).await;
+                }
+                Err(e) => {
+                    return Err(UnitError::op(
+                        &name,
+                        format!("after {attempt} attempts: {e}"),
+                    ));
+                }
+            }
+        }
         let ready = within(
             &name,
             "its certificate taking effect",
