@@ -21,7 +21,7 @@ use crate::tokens::{TokenContents, TokenFault};
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// How often the cloud tries to provision a node before it reports the failure.
-const PROVISION_ATTEMPTS: u32 = 5;
+const PROVISION_ATTEMPTS: u32 = 10;
 
 /// Await `fut` for at most `limit`, else an error naming `node` and `what`.
 pub(crate) async fn within<T>(
@@ -168,7 +168,10 @@ impl SimUnit {
                 Ok(_) => break,
                 Err(e) if attempt < PROVISION_ATTEMPTS && self.nodes[index].is_up() => {
                     tracing::info!(node = %name, attempt, "provisioning failed, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(250) * attempt).await;
+                    tokio::time::sleep(
+                        (Duration::from_millis(250) * attempt).min(Duration::from_secs(2)),
+                    )
+                    .await;
                 }
                 Err(e) => {
                     return Err(UnitError::op(
