@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aos_actors::api::sm::{InstanceSpec, InstanceStatus, RunSpec};
+use aos_actors::api::sm::{InstanceSpec, InstanceState, InstanceStatus, RunSpec};
 use aos_actors::api::{ProtectedRequest, ProtectedResponse, WirePassword};
 use aos_actors::cm::{IamAccess, LocalIam, SmController};
 use aos_actors::iam::client::{client_tls, IamClient, IamServerAuth, PermissionChecker};
@@ -194,7 +194,8 @@ impl SimUnit {
         Ok(())
     }
 
-    /// Make `specs` the instances of node `index` and wait until its SM runs them all.
+    /// Make `specs` the instances of node `index` and wait until its SM runs them all (an instance that
+    /// failed to start is retried by the SM at its next reconciliation).
     pub async fn deploy(
         &self,
         index: usize,
@@ -205,8 +206,27 @@ impl SimUnit {
         within(&name, "its SM running the instances", PATIENCE, async {
             loop {
                 let last = match controller.set_desired(&name, specs.clone()).await {
-                    Ok(statuses) if statuses.len() == specs.len() => return Ok(statuses),
-                    Ok(statuses) => format!("{} of {} running", statuses.len(), specs.len()),
+                    Ok(statuses)
+                        if statuses.len() == specs.len()
+                            && statuses.iter().all(|s| s.state == InstanceState::Running) =>
+                    {
+                        return Ok(statuses)
+                    }
+                    Ok(statuses) => {
+                        let running = statuses
+                            .iter()
+                            .filter(|s| s.state == InstanceState::Running);
+                        let failed = statuses.iter().find_map(|s| match &s.state {
+                            InstanceState::Failed(why) => Some(why.clone()),
+                            _ => None,
+                        });
+                        format!(
+                            "{} of {} running{}",
+                            running.count(),
+                            specs.len(),
+                            failed.map_or(String::new(), |why| format!(", last failure: {why}"))
+                        )
+                    }
                     Err(e) => e.to_string(),
                 };
                 if !self.nodes[index].is_up() {
