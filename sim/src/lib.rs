@@ -1,11 +1,21 @@
 //! aos-sim: the in-process multi-node simulator.
 //!
-//! This crate will hold (milestone M6): the unit builder (one main node and N-1 secondaries, each with its
-//! own SoftHSM token directory), the simulated cloud CA, TOML scenarios with seeded faults, and the report.
+//! - [`cloud`]: the unit CA with its signing policy and the TLS server the CM talks to.
+//! - [`unit`]: a whole unit in one process (cloud, main node, secondaries; one SoftHSM token per node).
+//! - [`scenario`]: TOML scenarios (a timeline of actions and faults) and their seeded fault schedule.
+//! - [`run`]: runs a scenario on a unit, records what happened, evaluates the checks.
+//! - [`report`]: the summary table and the self-contained HTML report.
+//! - [`bench`]: provisioning and permission-check figures for units of any size.
 //!
-//! Available now:
-//! - [`cloud`]: the unit CA with its signing policy (M4), used by tests and, later, by the cloud server.
+//! See `docs/sim.md`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cloud;
+pub mod report;
+pub mod rng;
+pub mod run;
+pub mod scenario;
+pub mod tokens;
+pub mod unit;

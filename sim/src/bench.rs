@@ -1,0 +1,231 @@
+//! Benchmark figures for a unit of `n` nodes: the time to provision it against the key-generation bound,
+//! memory per node, and permission checks per second (`aos-sim --bench 10,100,1000`).
+//!
+//! The bound: a unit of `n` nodes needs `3n` P-256 key pairs on its tokens; generating one alone on this
+//! machine takes `k` (measured first, serially, on a scratch token), so no schedule provisions the unit in
+//! less than `3n·k / cores`. The ratio says how close cloud-driven provisioning gets.
+
+use std::time::{Duration, Instant};
+
+use aos_pkcs11::{KeyAlgorithm, Pin, Token, TokenSelector};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::scenario::LinkKind;
+use crate::unit::{service_ident, service_spec, SimUnit, UnitError, UnitOptions, PATIENCE};
+
+/// How to benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Link kind of the unit.
+    pub link: LinkKind,
+    /// Secondaries provisioned at once.
+    pub parallel: usize,
+    /// Seconds of permission checks.
+    pub check_secs: f64,
+}
+
+/// The figures of one unit size.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchFigures {
+    /// Nodes.
+    pub nodes: usize,
+    /// CPU cores.
+    pub cores: usize,
+    /// Building and starting the unit (tokens, cloud, every node), seconds.
+    pub start_secs: f64,
+    /// Provisioning every node through the cloud, seconds.
+    pub provision_secs: f64,
+    /// One P-256 key generation alone, milliseconds.
+    pub keygen_ms: f64,
+    /// Key pairs generated while provisioning.
+    pub keys: usize,
+    /// The bound: keys × keygen / cores, seconds.
+    pub bound_secs: f64,
+    /// provision / bound.
+    pub ratio: f64,
+    /// Σ of the key generations' own durations while provisioning (they slow down when they contend), s.
+    pub keygen_sum_secs: f64,
+    /// Resident memory after provisioning, MiB.
+    pub rss_mib: f64,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mib: f64,
+    /// Peak RSS per node, MiB.
+    pub rss_per_node_mib: f64,
+    /// Permission checks answered per second (main node's IAM, 4 clients × 32 in flight).
+    pub checks_per_sec: f64,
+    /// Permission checks that did not succeed (must be 0: the figure counts successes only).
+    pub check_errors: u64,
+    /// Nodes that failed to provision.
+    pub failed: usize,
+    /// Why the first of them failed.
+    pub first_failure: Option<String>,
+}
+
+impl std::fmt::Display for BenchFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "nodes {:>5} | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} keys × {:.1} ms / {} cores) = {:.2}× | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
+            self.nodes,
+            self.start_secs,
+            self.provision_secs,
+            self.bound_secs,
+            self.keys,
+            self.keygen_ms,
+            self.cores,
+            self.ratio,
+            self.rss_mib,
+            self.peak_rss_mib,
+            self.rss_per_node_mib,
+            self.checks_per_sec,
+            self.check_errors,
+            self.failed
+        )?;
+        if let Some(why) = &self.first_failure {
+            write!(f, " (first: {why})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Build a unit of `nodes`, provision it, check permissions, and measure. Must run in an actix system.
+pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures, UnitError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let unit = SimUnit::start(UnitOptions {
+        nodes,
+        link: options.link,
+        ..UnitOptions::default()
+    })
+    .await?;
+    let start_secs = started.elapsed().as_secs_f64();
+    let keygen = keygen_alone(&unit)?;
+    let all: Vec<usize> = (0..nodes).collect();
+    // The clock starts once the main node's CM reaches the cloud (a start-up cost, not provisioning).
+    unit.wait_registered(&[0]).await?;
+    let keygen_before = aos_pkcs11::keys::keygen_time();
+    let started = Instant::now();
+    let results = unit.provision(&all, options.parallel).await;
+    let provision_secs = started.elapsed().as_secs_f64();
+    let keygen_sum_secs = (aos_pkcs11::keys::keygen_time() - keygen_before).as_secs_f64();
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    let first_failure = results
+        .iter()
+        .find_map(|(_, r)| r.as_ref().err())
+        .map(ToString::to_string);
+    let keys: usize = unit.nodes.iter().map(|n| n.cert_types.len()).sum();
+    let bound_secs = keys as f64 * keygen.as_secs_f64() / cores as f64;
+    let (rss_mib, peak_rss_mib) = memory();
+    let (checks_per_sec, check_errors) =
+        checks(&unit, options.check_secs).await.unwrap_or((0.0, 0));
+    unit.stop().await;
+    Ok(BenchFigures {
+        nodes,
+        cores,
+        start_secs,
+        provision_secs,
+        keygen_ms: keygen.as_secs_f64() * 1000.0,
+        keys,
+        bound_secs,
+        ratio: provision_secs / bound_secs.max(1e-9),
+        keygen_sum_secs,
+        rss_mib,
+        peak_rss_mib,
+        rss_per_node_mib: peak_rss_mib / nodes as f64,
+        checks_per_sec,
+        check_errors,
+        failed,
+        first_failure,
+    })
+}
+
+/// One key generation alone: the mean of 20 on a scratch token of the unit's module.
+fn keygen_alone(unit: &SimUnit) -> Result<Duration, UnitError> {
+    let label = "bench-scratch";
+    let pin = Pin::new("bench-user-1234");
+    let err = |e: aos_pkcs11::Error| UnitError::op(label, e);
+    aos_pkcs11::take_ownership(
+        unit.tokens.module(),
+        &TokenSelector::Label(label.into()),
+        label,
+        &Pin::new("bench-so-1234"),
+        &pin,
+    )
+    .map_err(err)?;
+    let token = Token::open(
+        unit.tokens.module().clone(),
+        TokenSelector::Label(label.into()),
+        pin,
+    )
+    .map_err(err)?;
+    let rounds = 20;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        token
+            .generate_key_pair("scratch", KeyAlgorithm::EccP256)
+            .map_err(err)?;
+    }
+    let each = started.elapsed() / rounds;
+    std::mem::forget(token);
+    Ok(each)
+}
+
+/// Resident and peak resident memory of the process, MiB (Linux `/proc/self/status`).
+pub fn memory() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Permission checks per second against the main node for `secs`: a service on the first secondary (or
+/// the main node alone), 4 functional-server clients with 32 checks in flight each.
+async fn checks(unit: &SimUnit, secs: f64) -> Result<(f64, u64), UnitError> {
+    let node = usize::from(unit.nodes.len() > 1);
+    let grant = vec![("get".to_owned(), "r".to_owned())];
+    unit.deploy(node, vec![service_spec("bench", "vis", &grant)])
+        .await?;
+    let secret = unit.nodes[node]
+        .runner
+        .secret_of(&service_ident("bench"))
+        .ok_or_else(|| UnitError::op(&unit.nodes[node].name, "the service holds no secret"))?;
+    let mut checkers = Vec::new();
+    for _ in 0..4 {
+        let c = unit.checker()?;
+        c.client()
+            .connected(PATIENCE)
+            .await
+            .map_err(|e| UnitError::op("main", e))?;
+        checkers.push(c);
+    }
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let counts = futures_util::stream::iter(0..checkers.len() * 32)
+        .map(|i| {
+            let checker = checkers[i % checkers.len()].clone();
+            let secret = secret.clone();
+            async move {
+                let (mut ok, mut errors) = (0u64, 0u64);
+                while Instant::now() < end {
+                    match checker.authorize(&secret, "vis", "get").await {
+                        Ok(a) if a.permission == "r" => ok += 1,
+                        _ => errors += 1,
+                    }
+                }
+                (ok, errors)
+            }
+        })
+        .buffer_unordered(usize::MAX)
+        .collect::<Vec<(u64, u64)>>()
+        .await;
+    let ok: u64 = counts.iter().map(|c| c.0).sum();
+    let errors: u64 = counts.iter().map(|c| c.1).sum();
+    Ok((ok as f64 / started.elapsed().as_secs_f64(), errors))
+}
