@@ -35,7 +35,7 @@ pub(super) fn sample(ctx: &Ctx<'_>) {
         let changed = rec.nodes[i]
             .states
             .last()
-            .map_or(true, |(_, s)| *s != state);
+            .is_none_or(|(_, s)| *s != state);
         if changed {
             rec.nodes[i].states.push((t, state.clone()));
             rec.event(
