@@ -32,10 +32,7 @@ pub(super) fn sample(ctx: &Ctx<'_>) {
             None => "down".to_owned(),
         };
         let mut rec = ctx.rec();
-        let changed = rec.nodes[i]
-            .states
-            .last()
-            .is_none_or(|(_, s)| *s != state);
+        let changed = rec.nodes[i].states.last().is_none_or(|(_, s)| *s != state);
         if changed {
             rec.nodes[i].states.push((t, state.clone()));
             rec.event(
