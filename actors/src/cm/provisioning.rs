@@ -15,7 +15,8 @@ use crate::iam::cert_module::CertInfo;
 use super::iam_access::IamAccess;
 use super::renewal::{create_csrs, install};
 
-/// The unit as IAM knows it: its id, the main node and every node with its state, the main node first.
+/// The unit as IAM knows it: its id, the main node and every reachable node with its state, the main node
+/// first. A node that is not registered at this moment is left out (the cloud sees it at its next query).
 pub async fn unit_status(iam: &dyn IamAccess) -> Result<UnitStatus, CmFailure> {
     let fail = |error| CmFailure {
         node_id: String::new(),
@@ -43,6 +44,11 @@ pub async fn unit_status(iam: &dyn IamAccess) -> Result<UnitStatus, CmFailure> {
                 state: info.state,
             }),
             Ok(other) => return Err(fail(unexpected("GetNodeInfo", &other))),
+            // A secondary that is registering again at this moment (its MP link handshaking anew, a
+            // restart) is left out of this answer rather than failing the whole unit's status.
+            Err(e) if matches!(e.code, ErrorCode::NotFound | ErrorCode::Unavailable) => {
+                tracing::info!(node = %node_id, "unit status: node not reachable now ({e}); left out");
+            }
             Err(e) => return Err(fail(e)),
         }
     }
@@ -136,4 +142,71 @@ pub(super) fn unexpected(what: &str, answer: &impl std::fmt::Debug) -> ApiError 
         ErrorCode::Internal,
         format!("IAM answered {what} with {shown}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::api::NodeInfo;
+    use crate::iam::provisioner::NodeState;
+    use crate::iam::service::BoxFuture;
+
+    /// IAM of a unit with nodes `main`, `away` (re-registering: Unavailable) and `gone` (NotFound), and
+    /// `broken` (Internal) when asked.
+    struct Unit {
+        broken: bool,
+    }
+
+    impl IamAccess for Unit {
+        fn protected(&self, _: ProtectedRequest) -> BoxFuture<Result<ProtectedResponse, ApiError>> {
+            Box::pin(async { Err(ApiError::new(ErrorCode::Internal, "not used")) })
+        }
+
+        fn public(&self, request: PublicRequest) -> BoxFuture<Result<PublicResponse, ApiError>> {
+            let broken = self.broken;
+            Box::pin(async move {
+                match request {
+                    PublicRequest::GetSystemInfo => Ok(PublicResponse::SystemInfo {
+                        node_id: "main".into(),
+                        unit_id: "unit".into(),
+                    }),
+                    PublicRequest::GetAllNodeIds => {
+                        let mut ids = vec!["away".to_owned(), "main".into(), "gone".into()];
+                        if broken {
+                            ids.push("broken".into());
+                        }
+                        Ok(PublicResponse::NodeIds(ids))
+                    }
+                    PublicRequest::GetNodeInfo { node_id } => match node_id.as_str() {
+                        "away" => Err(ApiError::new(ErrorCode::Unavailable, "re-registering")),
+                        "gone" => Err(ApiError::new(ErrorCode::NotFound, "unknown node")),
+                        "broken" => Err(ApiError::new(ErrorCode::Internal, "boom")),
+                        _ => Ok(PublicResponse::NodeInfo(NodeInfo {
+                            node_id,
+                            unit_id: "unit".into(),
+                            name: "main".into(),
+                            node_type: String::new(),
+                            is_main: true,
+                            state: NodeState::Provisioned,
+                            attrs: BTreeMap::new(),
+                        })),
+                    },
+                    _ => Err(ApiError::new(ErrorCode::Internal, "not used")),
+                }
+            })
+        }
+    }
+
+    #[actix_rt::test]
+    async fn unreachable_nodes_are_left_out_and_other_failures_fail() {
+        let status = unit_status(&Unit { broken: false }).await.unwrap();
+        let ids: Vec<_> = status.nodes.iter().map(|n| n.node_id.as_str()).collect();
+        assert_eq!(ids, ["main"]);
+        let failure = unit_status(&Unit { broken: true }).await.unwrap_err();
+        assert_eq!(failure.error.code, ErrorCode::Internal);
+    }
 }
