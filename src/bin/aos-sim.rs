@@ -39,7 +39,7 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Secondaries provisioned at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 32)]
     parallel: usize,
     /// Print the scenario's plan (steps and seeded faults) and exit without running.
     #[arg(long)]

@@ -34,7 +34,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            parallel: 8,
+            parallel: 32,
             progress: false,
         }
     }

@@ -9,6 +9,7 @@ use aos_actors::api::{ProtectedRequest, ProtectedResponse, WirePassword};
 use aos_actors::cm::{IamAccess, LocalIam, SmController};
 use aos_actors::iam::client::{client_tls, IamClient, IamServerAuth, PermissionChecker};
 use aos_actors::iam::permissions::{InstanceIdent, InstanceKind, Permissions};
+use aos_actors::iam::provisioner::NodeState;
 use aos_actors::iam::server::EndpointKind;
 use aos_actors::net::{LinkConfig, TcpDialer};
 use aos_transport::tls::{Policy, Role, TlsOptions};
@@ -166,7 +167,22 @@ impl SimUnit {
             let provision = self.cloud.provision(password, Some(&target));
             match within(&name, "provisioning", PATIENCE, provision).await? {
                 Ok(_) => break,
-                Err(e) if attempt < PROVISION_ATTEMPTS && self.nodes[index].is_up() => {
+                // A forwarded FinishProvisioning whose answer was lost to a reconnect is sent again and
+                // refused, though the node is provisioned: what counts is the state the node reached.
+                Err(e)
+                    if self.nodes[index].status().map(|(state, _)| state)
+                        == Some(NodeState::Provisioned) =>
+                {
+                    tracing::info!(node = %name, "provisioned, though the cloud was told: {e}");
+                    break;
+                }
+                // Only a node that has not started provisioning can be asked again: one left half-way
+                // refuses StartProvisioning until it is deprovisioned.
+                Err(e)
+                    if attempt < PROVISION_ATTEMPTS
+                        && self.nodes[index].status().map(|(state, _)| state)
+                            == Some(NodeState::Unprovisioned) =>
+                {
                     tracing::info!(node = %name, attempt, "provisioning failed, retrying: {e}");
                     tokio::time::sleep(
                         (Duration::from_millis(250) * attempt).min(Duration::from_secs(2)),
