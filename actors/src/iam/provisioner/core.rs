@@ -344,6 +344,13 @@ impl ProvisionerCore {
     }
 
     pub async fn finish(&mut self, password: Password) -> Result<(), ProvisionError> {
+        if self.record.state == NodeState::Provisioned {
+            // A FinishProvisioning retried after its answer was lost (a forwarded request whose link
+            // dropped): the node is provisioned; with the right password, say so instead of refusing.
+            self.verify(&password)?;
+            tracing::info!("FinishProvisioning: already provisioned");
+            return Ok(());
+        }
         if self.record.state != NodeState::Provisioning {
             return Err(ProvisionError::WrongState {
                 operation: "FinishProvisioning",

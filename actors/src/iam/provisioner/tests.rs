@@ -233,6 +233,23 @@ async fn state_rules_duplicates_pause_resume_and_missing_certs() {
     .await
     .unwrap()
     .unwrap();
+    // Finishing again (a retry whose first answer was lost) answers provisioned, with the right password
+    // only.
+    p.send(FinishProvisioning {
+        password: pw(PASSWORD),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(matches!(
+        p.send(FinishProvisioning {
+            password: pw("not-the-password"),
+        })
+        .await
+        .unwrap(),
+        Err(ProvisionError::WrongPassword | ProvisionError::TooManyAttempts { .. })
+    ));
+    assert_eq!(p.send(GetNodeState).await.unwrap(), NodeState::Provisioned);
     p.send(PauseNode).await.unwrap().unwrap();
     assert!(p.send(PauseNode).await.unwrap().is_err());
     assert_eq!(p.send(GetNodeState).await.unwrap(), NodeState::Paused);
