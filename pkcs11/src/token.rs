@@ -48,6 +48,18 @@ impl Token {
         Self::open_with_pool(module, selector, pin, DEFAULT_POOL_SIZE)
     }
 
+    /// Open the token (shared, see [`Token::open_shared`]) and keep that handle until the process exits.
+    ///
+    /// SoftHSM crashes at process exit when a worker thread closes a token's last session while its static
+    /// destructors run. A daemon, test or simulator that may exit with worker threads still winding down calls
+    /// this once per token after stopping its actors: the last session is then never closed by a racing
+    /// thread. A token that cannot be opened (not initialised, wrong PIN) had no session to close anyway.
+    pub fn keep_open_until_exit(module: Arc<Module>, selector: TokenSelector, pin: Pin) {
+        if let Ok(token) = Token::open_shared(module, selector, pin) {
+            std::mem::forget(token);
+        }
+    }
+
     /// The token `selector` names, shared: while any caller holds an `Arc` of it, every other caller asking
     /// for the same module and selector gets that same instance (one login, one session pool) instead of
     /// opening another. Once every `Arc` is dropped the sessions close, as they must before the token is

@@ -175,13 +175,11 @@ impl Drop for TestNode {
             return;
         };
         let selector = aos_pkcs11::TokenSelector::Label(TOKEN.into());
-        if let Ok(token) = aos_pkcs11::Token::open_shared(
+        aos_pkcs11::Token::keep_open_until_exit(
             self.hsm.module(),
             selector,
             aos_pkcs11::Pin::new(pin.trim()),
-        ) {
-            std::mem::forget(token);
-        }
+        );
     }
 }
 

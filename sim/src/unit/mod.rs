@@ -300,11 +300,11 @@ impl SimUnit {
         for node in &self.nodes {
             if let Some(pin) = node.user_pin() {
                 let selector = aos_pkcs11::TokenSelector::Label(node.name.clone());
-                if let Ok(token) =
-                    aos_pkcs11::Token::open_shared(self.tokens.module().clone(), selector, pin)
-                {
-                    std::mem::forget(token);
-                }
+                aos_pkcs11::Token::keep_open_until_exit(
+                    self.tokens.module().clone(),
+                    selector,
+                    pin,
+                );
             }
         }
         self.cloud.stop().await;

@@ -132,8 +132,6 @@ fn keep_tokens_open(config: &Config) {
         let Ok(library) = aos_pkcs11::Module::open(&module.pkcs11.library) else {
             continue;
         };
-        if let Ok(token) = aos_pkcs11::Token::open_shared(library, module.pkcs11.selector(), pin) {
-            std::mem::forget(token);
-        }
+        aos_pkcs11::Token::keep_open_until_exit(library, module.pkcs11.selector(), pin);
     }
 }

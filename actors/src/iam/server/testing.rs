@@ -264,9 +264,7 @@ impl Drop for KeepTokenOpen {
             return;
         };
         let selector = aos_pkcs11::TokenSelector::Label("aoscore".into());
-        if let Ok(token) = aos_pkcs11::Token::open_shared(self.module.clone(), selector, pin) {
-            std::mem::forget(token);
-        }
+        aos_pkcs11::Token::keep_open_until_exit(self.module.clone(), selector, pin);
     }
 }
 
