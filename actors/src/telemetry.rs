@@ -45,8 +45,13 @@ pub(crate) fn permission_check(allowed: bool) {
 }
 
 pub(crate) fn renewal(ok: bool) {
+    renewals(ok, 1);
+}
+
+/// `count` renewals with the same outcome (a cloud-driven install of several certificates).
+pub(crate) fn renewals(ok: bool, count: u64) {
     let counter = if ok { &RENEWALS_OK } else { &RENEWALS_FAILED };
-    counter.fetch_add(1, Ordering::Relaxed);
+    counter.fetch_add(count, Ordering::Relaxed);
 }
 
 pub(crate) fn frame_error() {

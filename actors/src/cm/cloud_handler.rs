@@ -103,7 +103,7 @@ pub(super) async fn serve(iam: &dyn IamAccess, request: CloudRequest) -> CloudRe
             tracing::info!(node = %node_id, certs = certs.len(), "cloud: install certificates");
             let installed = renewal::install(iam, &node_id, certs).await;
             match &installed {
-                Ok(certs) => (0..certs.len()).for_each(|_| crate::telemetry::renewal(true)),
+                Ok(certs) => crate::telemetry::renewals(true, certs.len() as u64),
                 Err(_) => crate::telemetry::renewal(false),
             }
             installed.map(CloudAnswer::Installed)
