@@ -115,6 +115,7 @@ impl Token {
         self.with_session(|s| {
             let find = |class| {
                 s.find_objects(&[
+                    Attribute::Token(true),
                     Attribute::Class(class),
                     Attribute::Label(label.as_bytes().to_vec()),
                     Attribute::Id(id.to_vec()),

@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use aos_config::TokenSelector;
 use cryptoki::error::RvError;
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 
@@ -16,6 +18,10 @@ use crate::pin::Pin;
 
 /// Default number of idle sessions kept for reuse.
 pub const DEFAULT_POOL_SIZE: usize = 4;
+
+/// The label of session copies ([`Token::session_copy`]): never a certificate label, so that no lookup by
+/// label finds a copy.
+pub const SESSION_COPY_LABEL: &str = "aos-edge.session-copy";
 
 /// A token opened for use, logged in as the user.
 ///
@@ -30,8 +36,19 @@ pub struct Token {
     slot: Slot,
     pin: Pin,
     keeper: Mutex<Session>,
+    /// Bumped whenever the keeper session is replaced (which destroys its session objects).
+    keeper_generation: AtomicU64,
     idle: Mutex<Vec<Session>>,
     pool_size: usize,
+}
+
+/// A session object copied from a token object by [`Token::session_copy`]. It lives in the token (its
+/// value never leaves it) until [`Token::destroy_session_copy`] or until the keeper session closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCopy {
+    /// The copy's handle.
+    pub handle: ObjectHandle,
+    generation: u64,
 }
 
 /// A session borrowed from a [`Token`]'s pool; returned to it on drop.
@@ -100,6 +117,7 @@ impl Token {
             slot,
             pin,
             keeper: Mutex::new(keeper),
+            keeper_generation: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
             pool_size: pool_size.max(1),
         }))
@@ -182,8 +200,43 @@ impl Token {
                 let fresh = self.module.context().open_rw_session(self.slot)?;
                 login(&fresh, &self.pin, self.label())?;
                 *keeper = fresh;
+                self.keeper_generation.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
+        }
+    }
+
+    /// Copy token object `object` into a session object owned by the keeper session (`C_CopyObject` with
+    /// `CKA_TOKEN` false and the label [`SESSION_COPY_LABEL`]). The copy keeps every protection of the
+    /// original (sensitive, never extractable); it exists so that a key that signs often is used from the
+    /// token's memory instead of its object store (SoftHSM re-reads and locks the object's file on every
+    /// `C_SignInit`). Fails with the token's error when it refuses copies (`CKA_COPYABLE` false, no room).
+    pub fn session_copy(&self, object: ObjectHandle) -> Result<SessionCopy> {
+        let _shared = self.module.objects_shared();
+        let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        let handle = keeper.copy_object(
+            object,
+            &[
+                Attribute::Token(false),
+                Attribute::Label(SESSION_COPY_LABEL.as_bytes().to_vec()),
+            ],
+        )?;
+        Ok(SessionCopy {
+            handle,
+            generation: self.keeper_generation.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Destroy a copy made by [`Token::session_copy`]. A copy whose keeper session has since been replaced
+    /// is already gone (its handle may even name another object by now) and is left alone.
+    pub fn destroy_session_copy(&self, copy: SessionCopy) {
+        let _shared = self.module.objects_shared();
+        let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        if copy.generation != self.keeper_generation.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(err) = keeper.destroy_object(copy.handle) {
+            tracing::debug!(token = %self.label(), error = %err, "session copy already gone");
         }
     }
 
