@@ -1,8 +1,9 @@
 //! Provisioning one node with the shipped module set (StartProvisioning, CreateKey + CA signing + ApplyCert
 //! per type, FinishProvisioning) versus generating the same key pairs with bare cryptoki, same run.
 //!
-//! Run: `cargo bench -p aos-actors --bench provisioning [-- ROUNDS]`. RSA key generation time varies a lot
-//! (random primes), so rounds alternate the two sides and the totals are compared. Goal: ≤ 1.3×.
+//! Run: `cargo bench -p aos-actors --bench provisioning [-- ROUNDS]` (default 20). RSA key generation time
+//! varies a lot (random primes, 50 to 300 ms), so rounds alternate the two sides and the totals are compared;
+//! with fewer rounds the ratio swings with the luck of the primes. Goal: ≤ 1.3×.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -163,7 +164,7 @@ fn main() {
     let rounds: usize = std::env::args()
         .filter_map(|a| a.parse().ok())
         .next()
-        .unwrap_or(6);
+        .unwrap_or(20);
     let ca = TestCa::new("bench");
     let roots = Arc::new(TrustRoots::new(&[ca.root_der()]).unwrap());
     let system = actix::System::new();

@@ -65,6 +65,37 @@ fn cert_template(label: &str, id: &[u8], der: &[u8], fields: &CertFields) -> Vec
     ]
 }
 
+/// Create the token object `template` describes (which must say `CKA_TOKEN` true).
+///
+/// The object is staged as a session object and copied to the token with `C_CopyObject`, then the staged
+/// one is destroyed. The result is the same object; the route is cheaper on SoftHSM, whose file store
+/// rewrites a new object's file once per attribute while `C_CreateObject` fills in the class's defaults (26
+/// rewrites for a certificate, 4.5 ms) but writes a copy once. A token that refuses the route gets a plain
+/// `C_CreateObject`.
+fn create_token_object(s: &Session, template: &[Attribute]) -> Result<ObjectHandle> {
+    let staged_template: Vec<Attribute> = template
+        .iter()
+        .map(|a| match a {
+            Attribute::Token(_) => Attribute::Token(false),
+            other => other.clone(),
+        })
+        .collect();
+    let copied = s.create_object(&staged_template).and_then(|staged| {
+        let copy = s.copy_object(staged, &[Attribute::Token(true)]);
+        if let Err(err) = s.destroy_object(staged) {
+            tracing::warn!(error = %err, "could not destroy a staged session object");
+        }
+        copy
+    });
+    match copied {
+        Ok(object) => Ok(object),
+        Err(err) => {
+            tracing::debug!(error = %err, "staging refused; creating the token object directly");
+            Ok(s.create_object(template)?)
+        }
+    }
+}
+
 /// Certificate objects of `label`; with `id = Some(..)` only those with that `CKA_ID`.
 pub(crate) fn find_certs(s: &Session, label: &str, id: Option<&[u8]>) -> Result<Vec<ObjectHandle>> {
     let mut template = vec![
@@ -112,7 +143,10 @@ impl Token {
                         hex::encode(id)
                     )));
                 }
-                created.push(s.create_object(&cert_template(label, id, &chain[0], &fields[0]))?);
+                created.push(create_token_object(
+                    s,
+                    &cert_template(label, id, &chain[0], &fields[0]),
+                )?);
                 for (cert, f) in chain.iter().zip(&fields).skip(1) {
                     let existing = s.find_objects(&[
                         Attribute::Class(ObjectClass::CERTIFICATE),
@@ -122,7 +156,7 @@ impl Token {
                         Attribute::SerialNumber(f.serial.clone()),
                     ])?;
                     if existing.is_empty() {
-                        created.push(s.create_object(&cert_template(label, &[], cert, f))?);
+                        created.push(create_token_object(s, &cert_template(label, &[], cert, f))?);
                     }
                 }
                 Ok(())
@@ -296,6 +330,46 @@ mod tests {
         assert_eq!(token.delete_set("iam", &b.key_pair().id).unwrap(), 5);
         let inv = token.inventory("iam").unwrap();
         assert!(inv.sets.is_empty() && inv.authority_certs == 0, "{inv:?}");
+    }
+
+    #[test]
+    fn stored_certificates_are_token_objects_and_no_staged_copy_stays() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("staged");
+        let ca = TestCa::new("unit");
+        let key = TokenKey::new(
+            token.clone(),
+            token
+                .generate_key_pair("sm", KeyAlgorithm::EccP256)
+                .unwrap(),
+        )
+        .unwrap();
+        let pem = ca.issue(&key, "n1");
+        token
+            .store_chain("sm", &key.key_pair().id, pem.as_bytes())
+            .unwrap();
+        let session_objects = token
+            .with_session(|s| Ok(s.find_objects(&[Attribute::Token(false)])?))
+            .unwrap();
+        assert!(session_objects.is_empty(), "{session_objects:?}");
+        // An outside process (which cannot see our session objects) finds all three certificates.
+        let out = hsm
+            .pkcs11_tool()
+            .args([
+                "--token-label",
+                "staged",
+                "--list-objects",
+                "--type",
+                "cert",
+            ])
+            .output()
+            .expect("pkcs11-tool (opensc) is installed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert_eq!(text.matches("Certificate Object").count(), 3, "{text}");
+        assert_eq!(text.matches("label:      sm").count(), 3, "{text}");
+        let leaf = parse_pem_chain(pem.as_bytes()).unwrap().remove(0);
+        assert_eq!(token.read_chain("sm", &key.key_pair().id).unwrap()[0], leaf);
     }
 
     #[test]
