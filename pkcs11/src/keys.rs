@@ -383,7 +383,7 @@ mod tests {
     #[test]
     fn key_generation_while_other_threads_read_the_token() {
         // SoftHSMv2 issue 573: C_GenerateKeyPair can fail while another session reads the same token. The
-        // module's object lock makes them take turns.
+        // token's object lock makes them take turns.
         let hsm = SoftHsm::new();
         let token = hsm.token("race");
         std::thread::scope(|scope| {
@@ -409,6 +409,41 @@ mod tests {
         });
         assert_eq!(token.inventory("gen0").unwrap().sets.len(), 15);
         assert_eq!(token.inventory("gen1").unwrap().sets.len(), 15);
+    }
+
+    #[test]
+    fn tokens_of_one_module_create_objects_in_parallel() {
+        // Each token has its own object lock: nodes of a unit sharing one module generate keys, store
+        // certificates and read their tokens at the same time. SoftHSM must cope with that across tokens.
+        let hsm = SoftHsm::new();
+        let ca = crate::testkit::TestCa::new("unit");
+        let tokens: Vec<_> = (0..6).map(|i| hsm.token(&format!("node{i}"))).collect();
+        std::thread::scope(|scope| {
+            for token in &tokens {
+                let ca = &ca;
+                scope.spawn(move || {
+                    for _ in 0..6 {
+                        let pair = token
+                            .generate_key_pair("sm", KeyAlgorithm::EccP256)
+                            .unwrap();
+                        let key = crate::TokenKey::new(token.clone(), pair.clone()).unwrap();
+                        token
+                            .store_chain("sm", &pair.id, ca.issue(&key, "n").as_bytes())
+                            .unwrap();
+                    }
+                });
+                scope.spawn(move || {
+                    for _ in 0..30 {
+                        token.inventory("sm").unwrap();
+                    }
+                });
+            }
+        });
+        for token in &tokens {
+            let inventory = token.inventory("sm").unwrap();
+            assert_eq!(inventory.complete().count(), 6, "{inventory:?}");
+            assert_eq!(inventory.authority_certs, 2, "{inventory:?}");
+        }
     }
 
     #[test]

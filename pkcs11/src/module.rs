@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use aos_config::TokenSelector;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -16,10 +16,8 @@ use crate::error::{Error, Result};
 pub struct Module {
     path: PathBuf,
     ctx: Pkcs11,
-    /// Object creation and destruction exclude every other object access of this process on the module's
-    /// tokens: SoftHSM can fail `C_GenerateKeyPair` with `CKR_GENERAL_ERROR` while another session reads the
-    /// same token (SoftHSMv2 issue 573). Reads and signatures share the lock.
-    objects: std::sync::RwLock<()>,
+    /// One object lock per token (by slot id), see [`Module::object_lock`].
+    object_locks: Mutex<HashMap<u64, Arc<RwLock<()>>>>,
 }
 
 /// What a slot's token reports about itself.
@@ -92,20 +90,26 @@ impl Module {
         let module = Arc::new(Module {
             path: key.clone(),
             ctx,
-            objects: std::sync::RwLock::new(()),
+            object_locks: Mutex::new(HashMap::new()),
         });
         modules.insert(key, module.clone());
         Ok(module)
     }
 
-    /// Shared access to the module's token objects (reads, signatures).
-    pub(crate) fn objects_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.objects.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Exclusive access to the module's token objects (creating and destroying them).
-    pub(crate) fn objects_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.objects.write().unwrap_or_else(|p| p.into_inner())
+    /// The object lock of the token in `slot`, shared by every [`crate::Token`] opened on it in this process.
+    ///
+    /// Object creation and destruction exclude every other object access of this process on the same token:
+    /// SoftHSM can fail `C_GenerateKeyPair` with `CKR_GENERAL_ERROR` while another session reads the same
+    /// token (SoftHSMv2 issue 573: a writer and a reader of one token's object files). Reads and signatures
+    /// share the lock. Different tokens keep separate object files and lock each on their own, so a unit
+    /// whose nodes each own a token of one module generates their keys in parallel.
+    pub(crate) fn object_lock(&self, slot: Slot) -> Arc<RwLock<()>> {
+        self.object_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(slot.id())
+            .or_default()
+            .clone()
     }
 
     /// The canonical path of the library.

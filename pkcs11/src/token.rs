@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 use aos_config::TokenSelector;
 use cryptoki::error::RvError;
@@ -36,6 +36,8 @@ pub struct Token {
     slot: Slot,
     pin: Pin,
     keeper: Mutex<Session>,
+    /// The token's object lock ([`Module::object_lock`]).
+    objects: Arc<RwLock<()>>,
     /// Bumped whenever the keeper session is replaced (which destroys its session objects).
     keeper_generation: AtomicU64,
     idle: Mutex<Vec<Session>>,
@@ -110,6 +112,7 @@ impl Token {
         let keeper = module.context().open_rw_session(slot)?;
         login(&keeper, &pin, &description.label)?;
         tracing::debug!(token = %description.label, slot = slot.id(), "token opened");
+        let objects = module.object_lock(slot);
         Ok(Arc::new(Token {
             module,
             selector,
@@ -117,6 +120,7 @@ impl Token {
             slot,
             pin,
             keeper: Mutex::new(keeper),
+            objects,
             keeper_generation: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
             pool_size: pool_size.max(1),
@@ -165,14 +169,14 @@ impl Token {
     /// the session turns out lost (closed, logged out, token removed) the session is discarded, the login is
     /// renewed and `op` runs once more on a fresh session. `op` must not call back into the token.
     pub fn with_session<T>(&self, op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
-        let _shared = self.module.objects_shared();
+        let _shared = self.objects_shared();
         self.run(op)
     }
 
     /// [`Token::with_session`] with exclusive access to the token's objects, for operations that create or
     /// destroy objects (see [`Module`]'s object lock).
     pub fn with_session_exclusive<T>(&self, op: impl FnMut(&Session) -> Result<T>) -> Result<T> {
-        let _exclusive = self.module.objects_exclusive();
+        let _exclusive = self.objects.write().unwrap_or_else(|p| p.into_inner());
         self.run(op)
     }
 
@@ -212,7 +216,7 @@ impl Token {
     /// token's memory instead of its object store (SoftHSM re-reads and locks the object's file on every
     /// `C_SignInit`). Fails with the token's error when it refuses copies (`CKA_COPYABLE` false, no room).
     pub fn session_copy(&self, object: ObjectHandle) -> Result<SessionCopy> {
-        let _shared = self.module.objects_shared();
+        let _shared = self.objects_shared();
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
         let handle = keeper.copy_object(
             object,
@@ -230,7 +234,7 @@ impl Token {
     /// Destroy a copy made by [`Token::session_copy`]. A copy whose keeper session has since been replaced
     /// is already gone (its handle may even name another object by now) and is left alone.
     pub fn destroy_session_copy(&self, copy: SessionCopy) {
-        let _shared = self.module.objects_shared();
+        let _shared = self.objects_shared();
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
         if copy.generation != self.keeper_generation.load(Ordering::Relaxed) {
             return;
@@ -243,6 +247,10 @@ impl Token {
     /// Fill `buf` from the token's random generator.
     pub fn random(&self, buf: &mut [u8]) -> Result<()> {
         self.with_session(|s| Ok(s.generate_random_slice(buf)?))
+    }
+
+    fn objects_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.objects.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn give_back(&self, session: Session) {

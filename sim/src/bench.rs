@@ -46,6 +46,9 @@ pub struct BenchFigures {
     pub ratio: f64,
     /// Σ of the key generations' own durations while provisioning (they slow down when they contend), s.
     pub keygen_sum_secs: f64,
+    /// CPU time the process used while provisioning (all threads, user + system), seconds: compared
+    /// with `cores × provision_secs` it tells whether provisioning was CPU-bound.
+    pub provision_cpu_secs: f64,
     /// Resident memory after provisioning, MiB.
     pub rss_mib: f64,
     /// Peak resident memory of the process, MiB.
@@ -66,7 +69,7 @@ impl std::fmt::Display for BenchFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "nodes {:>5} | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} keys × {:.1} ms / {} cores) = {:.2}× | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
+            "nodes {:>5} | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} keys × {:.1} ms / {} cores) = {:.2}×, CPU {:.0}% of {} cores | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
             self.nodes,
             self.start_secs,
             self.provision_secs,
@@ -75,6 +78,8 @@ impl std::fmt::Display for BenchFigures {
             self.keygen_ms,
             self.cores,
             self.ratio,
+            100.0 * self.provision_cpu_secs / (self.provision_secs * self.cores as f64).max(1e-9),
+            self.cores,
             self.rss_mib,
             self.peak_rss_mib,
             self.rss_per_node_mib,
@@ -105,9 +110,11 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     // The clock starts once the main node's CM reaches the cloud (a start-up cost, not provisioning).
     unit.wait_registered(&[0]).await?;
     let keygen_before = aos_pkcs11::keys::keygen_time();
+    let cpu_before = cpu_secs();
     let started = Instant::now();
     let results = unit.provision(&all, options.parallel).await;
     let provision_secs = started.elapsed().as_secs_f64();
+    let provision_cpu_secs = cpu_secs() - cpu_before;
     let keygen_sum_secs = (aos_pkcs11::keys::keygen_time() - keygen_before).as_secs_f64();
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     let first_failure = results
@@ -130,6 +137,7 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
         bound_secs,
         ratio: provision_secs / bound_secs.max(1e-9),
         keygen_sum_secs,
+        provision_cpu_secs,
         rss_mib,
         peak_rss_mib,
         rss_per_node_mib: peak_rss_mib / nodes as f64,
@@ -169,6 +177,25 @@ fn keygen_alone(unit: &SimUnit) -> Result<Duration, UnitError> {
     let each = started.elapsed() / rounds;
     std::mem::forget(token);
     Ok(each)
+}
+
+/// CPU time of the whole process so far (user + system, every thread), seconds: Linux `/proc/self/stat`,
+/// whose times count in USER_HZ (100 per second on every Linux architecture we run on). 0 elsewhere.
+pub fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may contain spaces; the fields after its closing parenthesis are fixed: utime and
+    // stime are the 12th and 13th of them.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Resident and peak resident memory of the process, MiB (Linux `/proc/self/status`).
