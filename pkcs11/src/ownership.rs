@@ -26,16 +26,32 @@ pub fn take_ownership(
     so_pin: &Pin,
     user_pin: &Pin,
 ) -> Result<TokenDescription> {
-    let before = module.tokens()?;
-    let known_serials: HashSet<String> = before
-        .iter()
-        .filter(|(_, t)| t.initialized)
-        .map(|(_, t)| t.serial.clone())
-        .collect();
-    let (slot, previous) = match module.find_slot(selector) {
-        Ok(found) => found,
-        Err(Error::TokenNotFound { .. }) => module.find_free_slot()?,
+    let found = match module.find_slot(selector) {
+        Ok(found) => Some(found),
+        Err(Error::TokenNotFound { .. }) => None,
         Err(err) => return Err(err),
+    };
+    // A new token is told apart from the others after C_InitToken by its serial: remember the serials of
+    // the initialised tokens (a full scan, needed only when a token is created).
+    let mut known_serials = HashSet::new();
+    let (slot, previous) = match found {
+        Some((slot, previous)) if previous.initialized => (slot, previous),
+        found => {
+            let tokens = module.tokens()?;
+            known_serials.extend(
+                tokens
+                    .iter()
+                    .filter(|(_, t)| t.initialized)
+                    .map(|(_, t)| t.serial.clone()),
+            );
+            match found {
+                Some(found) => found,
+                None => tokens
+                    .into_iter()
+                    .find(|(_, t)| !t.initialized)
+                    .ok_or_else(|| Error::NoFreeSlot(module.path().to_owned()))?,
+            }
+        }
     };
     if !so_pin.expose().is_empty() {
         // An empty SO PIN is how TEE tokens (no SO) are initialised.
@@ -54,24 +70,34 @@ pub fn take_ownership(
         Err(err) => return Err(err.into()),
     }
 
-    // Find the token again: by its old serial on re-initialisation, else the new serial carrying our label.
-    let after = module.tokens()?;
-    let (slot, token) = after
-        .into_iter()
-        .find(|(_, t)| {
-            t.initialized
-                && t.label == label
-                && if previous.initialized {
-                    t.serial == previous.serial
-                } else {
-                    !known_serials.contains(&t.serial)
-                }
-        })
-        .ok_or_else(|| Error::TokenNotFound {
-            selector: format!("token label {label:?} just initialised"),
-            library: module.path().to_owned(),
-            present: "it vanished after C_InitToken".to_owned(),
-        })?;
+    // Find the token again: by its old serial on re-initialisation (first in the slot it was in: a
+    // re-initialised token usually stays there, and scanning a module of many tokens is slow), else the
+    // new serial carrying our label.
+    let is_ours = |t: &TokenDescription| {
+        t.initialized
+            && t.label == label
+            && if previous.initialized {
+                t.serial == previous.serial
+            } else {
+                !known_serials.contains(&t.serial)
+            }
+    };
+    let same_slot = module
+        .describe(slot, previous.slot_index)
+        .ok()
+        .filter(|t| previous.initialized && is_ours(t));
+    let (slot, token) = match same_slot {
+        Some(token) => (slot, token),
+        None => module
+            .tokens()?
+            .into_iter()
+            .find(|(_, t)| is_ours(t))
+            .ok_or_else(|| Error::TokenNotFound {
+                selector: format!("token label {label:?} just initialised"),
+                library: module.path().to_owned(),
+                present: "it vanished after C_InitToken".to_owned(),
+            })?,
+    };
 
     let session = module.context().open_rw_session(slot)?;
     match session.login(UserType::So, Some(&so_pin.auth())) {
