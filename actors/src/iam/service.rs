@@ -69,6 +69,9 @@ pub trait NodeForwarder: Send + Sync + 'static {
     ) -> BoxFuture<Result<ProtectedResponse, ApiError>>;
     /// Every known node other than this one.
     fn nodes(&self) -> BoxFuture<Vec<NodeInfo>>;
+    /// The known node `node_id` (`GetNodeInfo` asks once per node, so a unit's status must not list the
+    /// whole unit per node).
+    fn node(&self, node_id: String) -> BoxFuture<Option<NodeInfo>>;
 }
 
 /// The actors a service needs.
@@ -202,10 +205,8 @@ impl IamService {
             }
             PublicRequest::GetNodeInfo { node_id } => {
                 let f = self.forwarder(&node_id)?;
-                f.nodes()
+                f.node(node_id.clone())
                     .await
-                    .into_iter()
-                    .find(|n| n.node_id == node_id)
                     .map(PublicResponse::NodeInfo)
                     .ok_or_else(|| {
                         ApiError::new(ErrorCode::NotFound, format!("unknown node {node_id:?}"))

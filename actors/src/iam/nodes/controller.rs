@@ -67,6 +67,11 @@ pub struct LookupNode(pub String);
 #[rtype(result = "Vec<NodeInfo>")]
 pub struct ListNodes;
 
+/// The cached information of one registered node.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<NodeInfo>")]
+pub struct GetNode(pub String);
+
 /// A registered node as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -314,6 +319,14 @@ impl Handler<ListNodes> for NodeController {
 
     fn handle(&mut self, _: ListNodes, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.nodes.values().map(|e| e.info.clone()).collect())
+    }
+}
+
+impl Handler<GetNode> for NodeController {
+    type Result = MessageResult<GetNode>;
+
+    fn handle(&mut self, msg: GetNode, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.nodes.get(&msg.0).map(|e| e.info.clone()))
     }
 }
 

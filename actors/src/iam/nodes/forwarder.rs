@@ -5,8 +5,8 @@ use std::time::Duration;
 use actix::{Actor, Addr, Recipient};
 
 use super::controller::{
-    ListNodes, ListRegistrations, Lookup, LookupNode, NodeChanged, NodeController, RegisterNode,
-    Registration, SubscribeNodes,
+    GetNode, ListNodes, ListRegistrations, Lookup, LookupNode, NodeChanged, NodeController,
+    RegisterNode, Registration, SubscribeNodes,
 };
 use crate::api::{
     wire, ApiError, ErrorCode, IamAnswer, IamRequest, IamResponse, NodeInfo, NodeStreamMessage,
@@ -265,5 +265,10 @@ impl NodeForwarder for NodeControllerHandle {
     fn nodes(&self) -> BoxFuture<Vec<NodeInfo>> {
         let addr = self.addr.clone();
         Box::pin(async move { addr.send(ListNodes).await.unwrap_or_default() })
+    }
+
+    fn node(&self, node_id: String) -> BoxFuture<Option<NodeInfo>> {
+        let addr = self.addr.clone();
+        Box::pin(async move { addr.send(GetNode(node_id)).await.unwrap_or_default() })
     }
 }

@@ -21,7 +21,7 @@ mod forwarder;
 mod tests;
 
 pub use controller::{
-    ListNodes, ListRegistrations, Lookup, LookupNode, NodeChanged, NodeController, RegisterNode,
-    Registration, Route, SubscribeNodes,
+    GetNode, ListNodes, ListRegistrations, Lookup, LookupNode, NodeChanged, NodeController,
+    RegisterNode, Registration, Route, SubscribeNodes,
 };
 pub use forwarder::{ForwardOptions, NodeControllerHandle};

@@ -189,6 +189,14 @@ async fn secondaries_register_and_the_main_node_forwards_provisioning_to_them() 
         (n1_info.is_main, n1_info.state),
         (false, NodeState::Unprovisioned)
     );
+    assert_eq!(n1_info.node_id, "n1");
+    let unknown = operator
+        .public(PublicRequest::GetNodeInfo {
+            node_id: "n9".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code, ErrorCode::NotFound, "{unknown}");
 
     // Many forwarded requests in flight at once, to both nodes, each gets its own answer.
     let calls = (0..20).map(|i| operator.protected(types(if i % 2 == 0 { "n1" } else { "n2" })));
