@@ -14,6 +14,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+/// Extra registration attempts while the link to IAM is unavailable (delays 50, 100, … 400 ms: 1.8 s).
+const REGISTER_RETRIES: u32 = 8;
+const REGISTER_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 use super::runner::{Ended, ExitReporter, InstanceRunner, RunningInstance};
 use crate::api::sm::{InstanceSpec, InstanceState, InstanceStatus, StatusReport};
 use crate::api::{
@@ -234,7 +238,20 @@ impl SmCore {
             instance: spec.ident.clone(),
             permissions: spec.permissions.clone(),
         };
-        match self.iam.protected(request).await? {
+        // The link to IAM may be between two connections (it reconnects when a certificate is applied):
+        // wait for it a little before reporting the instance failed. Reconciliation retries what still fails.
+        let mut attempt = 0u32;
+        let answer = loop {
+            match self.iam.protected(request.clone()).await {
+                Err(e) if e.code == ErrorCode::Unavailable && attempt < REGISTER_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(instance = %spec.ident, attempt, "IAM unreachable; registering again shortly: {e}");
+                    tokio::time::sleep(REGISTER_RETRY_DELAY * attempt).await;
+                }
+                other => break other?,
+            }
+        };
+        match answer {
             ProtectedResponse::Secret(WireSecret(secret)) => {
                 tracing::info!(instance = %spec.ident, "registered with IAM");
                 Ok(secret)

@@ -262,6 +262,9 @@ impl Handler<StateChanged> for Sm {
         self.connected.send_replace(up);
         if up {
             self.report(ctx);
+            // Instances that failed while IAM was out of reach are retried now rather than at the next
+            // periodic reconciliation.
+            ctx.notify(Reconcile);
         }
     }
 }

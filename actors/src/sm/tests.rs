@@ -569,3 +569,98 @@ async fn reconciliation_registers_again_and_restarts_with_the_new_secret_after_t
     );
     cm.stop().await;
 }
+
+/// An IAM that answers `Unavailable` to the next `outages` registrations, as a link between two
+/// connections does, then passes requests on.
+#[derive(Clone)]
+struct FlakyIam {
+    inner: Arc<dyn IamAccess>,
+    outages: Arc<Mutex<usize>>,
+    refused: Arc<Mutex<usize>>,
+}
+
+impl IamAccess for FlakyIam {
+    fn protected(
+        &self,
+        request: ProtectedRequest,
+    ) -> BoxFuture<Result<ProtectedResponse, ApiError>> {
+        if matches!(request, ProtectedRequest::RegisterInstance { .. }) {
+            let mut outages = self.outages.lock().unwrap();
+            if *outages > 0 {
+                *outages -= 1;
+                *self.refused.lock().unwrap() += 1;
+                return Box::pin(async {
+                    Err(ApiError::new(
+                        ErrorCode::Unavailable,
+                        "the link is not connected; retry once it reports Connected",
+                    ))
+                });
+            }
+        }
+        self.inner.protected(request)
+    }
+
+    fn public(&self, request: PublicRequest) -> BoxFuture<Result<PublicResponse, ApiError>> {
+        self.inner.public(request)
+    }
+}
+
+#[actix_rt::test]
+async fn a_registration_while_iam_is_briefly_unreachable_waits_for_it_and_a_longer_outage_is_retried(
+) {
+    let fx = Fixture::new();
+    let unit = Unit::new();
+    let service = iam_service(&fx, &fx.hsm.dir().join("perm.json"));
+    let cm = unit.cm(local_iam(service.clone(), Role::Cm)).await;
+    let controller = cm.sm_controller().unwrap().clone();
+    let iam = FlakyIam {
+        inner: local_iam(service.clone(), Role::Sm),
+        outages: Arc::new(Mutex::new(0)),
+        refused: Arc::new(Mutex::new(0)),
+    };
+    let simulated = SimulatedRunner::with_on_start(Arc::new(|_, _| {}));
+    let sm = unit.sm(
+        &controller,
+        &unit.sm,
+        Arc::new(iam.clone()),
+        Runners::with_simulated(simulated.clone()).shared(),
+    );
+    connected(&sm, &controller).await;
+    let spec = |item: &str| InstanceSpec {
+        ident: ident(item),
+        permissions: vis_permissions(),
+        run: RunSpec::Simulated,
+    };
+    // Three refusals: within the retries, so the instance runs and the CM is told so at once.
+    *iam.outages.lock().unwrap() = 3;
+    let statuses = controller
+        .set_desired("main", vec![spec("svc")])
+        .await
+        .unwrap();
+    assert_eq!(statuses[0].state, InstanceState::Running, "{statuses:?}");
+    assert_eq!(*iam.refused.lock().unwrap(), 3);
+    let secret = simulated.secret_of(&ident("svc")).unwrap();
+    assert_eq!(permissions_of(&*iam.inner, &secret).await, Ok(ident("svc")));
+    // An outage longer than the retries fails the instance with the reason; reconciliation (here run by
+    // hand, as the link's reconnection or the periodic pass would) registers and starts it.
+    *iam.outages.lock().unwrap() = 100;
+    let statuses = controller
+        .set_desired("main", vec![spec("svc"), spec("late")])
+        .await
+        .unwrap();
+    let late = statuses.iter().find(|s| s.ident == ident("late")).unwrap();
+    assert!(
+        matches!(&late.state, InstanceState::Failed(m) if m.contains("Unavailable")),
+        "{late:?}"
+    );
+    *iam.outages.lock().unwrap() = 0;
+    let report = sm.reconcile().await.unwrap();
+    assert_eq!(report.retried, vec![ident("late")]);
+    let late_secret = simulated.secret_of(&ident("late")).unwrap();
+    assert_eq!(
+        permissions_of(&*iam.inner, &late_secret).await,
+        Ok(ident("late"))
+    );
+    sm.stop().await;
+    cm.stop().await;
+}
