@@ -1,9 +1,12 @@
 //! The length-prefixed frame codec for `tokio_util::codec::Framed`.
 
-use bytes::{BufMut, BytesMut};
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::body::{decode_envelope, encode_envelope, encode_envelope_head};
+use super::pool::{FramePool, POOLED_FRAME_MIN};
 use super::{Envelope, FrameError};
 
 /// Size of the big-endian `u32` length prefix in front of every frame.
@@ -19,10 +22,14 @@ pub const MAX_FRAME_SIZE_CEILING: usize = 1 << 24;
 /// before buffering any of the body, so a hostile length costs nothing. Any error poisons the codec: later
 /// calls return [`FrameError::Poisoned`], so a caller that keeps polling a failed `Framed` cannot resume in
 /// the middle of a bad frame.
-#[derive(Debug, Clone)]
+///
+/// Frames of [`POOLED_FRAME_MIN`] bytes or more are copied out of the read buffer into buffers the codec
+/// pools (see `pool.rs`); smaller ones are slices of it. A clone gets a pool of its own.
+#[derive(Debug)]
 pub struct FrameCodec {
     max_frame_size: usize,
     poisoned: bool,
+    pool: Arc<FramePool>,
 }
 
 impl Default for FrameCodec {
@@ -30,6 +37,17 @@ impl Default for FrameCodec {
         FrameCodec {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             poisoned: false,
+            pool: Arc::default(),
+        }
+    }
+}
+
+impl Clone for FrameCodec {
+    fn clone(&self) -> Self {
+        FrameCodec {
+            max_frame_size: self.max_frame_size,
+            poisoned: self.poisoned,
+            pool: Arc::default(),
         }
     }
 }
@@ -47,6 +65,7 @@ impl FrameCodec {
         Ok(FrameCodec {
             max_frame_size,
             poisoned: false,
+            pool: Arc::default(),
         })
     }
 
@@ -92,7 +111,13 @@ impl Decoder for FrameCodec {
             src.reserve(total - src.len());
             return Ok(None);
         }
-        let frame = src.split_to(total).freeze().slice(LENGTH_PREFIX_LEN..);
+        let frame = if len >= POOLED_FRAME_MIN {
+            let frame = self.pool.copy(&src[LENGTH_PREFIX_LEN..total]);
+            src.advance(total);
+            frame
+        } else {
+            src.split_to(total).freeze().slice(LENGTH_PREFIX_LEN..)
+        };
         match decode_envelope(&frame) {
             Ok(env) => Ok(Some(env)),
             Err(e) => Err(self.fail(e)),
@@ -211,6 +236,40 @@ mod tests {
         buf.put_u32(payload.len() as u32);
         buf.extend_from_slice(payload);
         buf
+    }
+
+    #[test]
+    fn large_and_small_frames_back_to_back_decode_and_large_ones_reuse_pooled_buffers() {
+        let bodies: Vec<Vec<u8>> = [70_000usize, 10, POOLED_FRAME_MIN, 64 * 1024, 3]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (0..*n).map(|j| (i * 7 + j) as u8).collect())
+            .collect();
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        for b in &bodies {
+            buf.extend_from_slice(&encoded(&env(b.clone())));
+        }
+        let mut got = Vec::new();
+        while let Some(e) = codec.decode(&mut buf).unwrap() {
+            got.push(e);
+        }
+        assert!(buf.is_empty());
+        assert_eq!(got.len(), bodies.len());
+        for (e, b) in got.iter().zip(&bodies) {
+            assert_eq!(e.body.as_ref(), b.as_slice());
+            assert_eq!((e.correlation, e.kind), (42, MessageKind::Request));
+        }
+        // The three large frames went to pooled buffers, which come back once their bodies are dropped and
+        // then carry the next large frame without stale bytes.
+        assert_eq!(codec.pool.idle(), 0);
+        drop(got);
+        assert_eq!(codec.pool.idle(), 3);
+        let next = vec![0xEE; 20_000];
+        let mut buf = encoded(&env(next.clone()));
+        let e = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(e.body.as_ref(), next.as_slice());
+        assert_eq!(codec.pool.idle(), 2);
     }
 
     #[test]

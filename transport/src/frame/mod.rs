@@ -17,6 +17,7 @@ mod codec;
 mod envelope;
 mod error;
 mod fuzzing;
+mod pool;
 #[cfg(test)]
 mod proptests;
 
