@@ -1,12 +1,10 @@
 //! The length-prefixed frame codec for `tokio_util::codec::Framed`.
 
-use std::sync::Arc;
-
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::body::{decode_envelope, encode_envelope, encode_envelope_head};
-use super::pool::{FramePool, POOLED_FRAME_MIN};
+use super::read_buffers::ReadBuffers;
 use super::{Envelope, FrameError};
 
 /// Size of the big-endian `u32` length prefix in front of every frame.
@@ -23,13 +21,14 @@ pub const MAX_FRAME_SIZE_CEILING: usize = 1 << 24;
 /// calls return [`FrameError::Poisoned`], so a caller that keeps polling a failed `Framed` cannot resume in
 /// the middle of a bad frame.
 ///
-/// Frames of [`POOLED_FRAME_MIN`] bytes or more are copied out of the read buffer into buffers the codec
-/// pools (see `pool.rs`); smaller ones are slices of it. A clone gets a pool of its own.
+/// Decoded frames are slices of the read buffer (no copy). A connection that carries large frames reads
+/// into big buffers of the codec's own, reused once their frames are dropped (see `read_buffers.rs`). A
+/// clone gets buffers of its own.
 #[derive(Debug)]
 pub struct FrameCodec {
     max_frame_size: usize,
     poisoned: bool,
-    pool: Arc<FramePool>,
+    buffers: ReadBuffers,
 }
 
 impl Default for FrameCodec {
@@ -37,7 +36,7 @@ impl Default for FrameCodec {
         FrameCodec {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             poisoned: false,
-            pool: Arc::default(),
+            buffers: ReadBuffers::default(),
         }
     }
 }
@@ -47,7 +46,7 @@ impl Clone for FrameCodec {
         FrameCodec {
             max_frame_size: self.max_frame_size,
             poisoned: self.poisoned,
-            pool: Arc::default(),
+            buffers: ReadBuffers::default(),
         }
     }
 }
@@ -65,7 +64,7 @@ impl FrameCodec {
         Ok(FrameCodec {
             max_frame_size,
             poisoned: false,
-            pool: Arc::default(),
+            buffers: ReadBuffers::default(),
         })
     }
 
@@ -108,16 +107,14 @@ impl Decoder for FrameCodec {
         }
         let total = LENGTH_PREFIX_LEN + len;
         if src.len() < total {
-            src.reserve(total - src.len());
+            if ReadBuffers::should_switch(src, total) {
+                self.buffers.switch(src);
+            } else {
+                src.reserve(total - src.len());
+            }
             return Ok(None);
         }
-        let frame = if len >= POOLED_FRAME_MIN {
-            let frame = self.pool.copy(&src[LENGTH_PREFIX_LEN..total]);
-            src.advance(total);
-            frame
-        } else {
-            src.split_to(total).freeze().slice(LENGTH_PREFIX_LEN..)
-        };
+        let frame = src.split_to(total).freeze().slice(LENGTH_PREFIX_LEN..);
         match decode_envelope(&frame) {
             Ok(env) => Ok(Some(env)),
             Err(e) => Err(self.fail(e)),
@@ -238,38 +235,59 @@ mod tests {
         buf
     }
 
+    /// Feed `stream` to `codec` in reads of `chunk` bytes (as `FramedRead` would: into whatever buffer the
+    /// decoder left in place), decoding after each read; `keep` frames are held, the rest dropped at once.
+    fn decode_in_reads(
+        codec: &mut FrameCodec,
+        stream: &[u8],
+        chunk: usize,
+        keep: bool,
+    ) -> (usize, Vec<Envelope>) {
+        let mut src = BytesMut::with_capacity(16 * 1024);
+        let (mut count, mut kept) = (0, Vec::new());
+        for piece in stream.chunks(chunk) {
+            src.extend_from_slice(piece);
+            while let Some(e) = codec.decode(&mut src).unwrap() {
+                count += 1;
+                if keep {
+                    kept.push(e);
+                }
+            }
+        }
+        assert!(src.is_empty());
+        (count, kept)
+    }
+
     #[test]
-    fn large_and_small_frames_back_to_back_decode_and_large_ones_reuse_pooled_buffers() {
-        let bodies: Vec<Vec<u8>> = [70_000usize, 10, POOLED_FRAME_MIN, 64 * 1024, 3]
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (0..*n).map(|j| (i * 7 + j) as u8).collect())
+    fn large_frames_are_cut_from_reused_buffers_and_small_ones_in_between_still_decode() {
+        let sizes = [70_000usize, 10, 16 * 1024, 64 * 1024, 3, 500_000];
+        let bodies: Vec<Vec<u8>> = (0..120)
+            .map(|i| {
+                let n = sizes[i % sizes.len()];
+                (0..n).map(|j| (i * 7 + j) as u8).collect()
+            })
             .collect();
-        let mut codec = FrameCodec::default();
-        let mut buf = BytesMut::new();
+        let mut stream = BytesMut::new();
         for b in &bodies {
-            buf.extend_from_slice(&encoded(&env(b.clone())));
+            stream.extend_from_slice(&encoded(&env(b.clone())));
         }
-        let mut got = Vec::new();
-        while let Some(e) = codec.decode(&mut buf).unwrap() {
-            got.push(e);
-        }
-        assert!(buf.is_empty());
-        assert_eq!(got.len(), bodies.len());
-        for (e, b) in got.iter().zip(&bodies) {
+        // Frames held: every byte is right, whatever buffers they were cut from.
+        let mut codec = FrameCodec::default();
+        let (count, kept) = decode_in_reads(&mut codec, &stream, 9_000, true);
+        assert_eq!(count, bodies.len());
+        for (e, b) in kept.iter().zip(&bodies) {
             assert_eq!(e.body.as_ref(), b.as_slice());
             assert_eq!((e.correlation, e.kind), (42, MessageKind::Request));
         }
-        // The three large frames went to pooled buffers, which come back once their bodies are dropped and
-        // then carry the next large frame without stale bytes.
-        assert_eq!(codec.pool.idle(), 0);
-        drop(got);
-        assert_eq!(codec.pool.idle(), 3);
-        let next = vec![0xEE; 20_000];
-        let mut buf = encoded(&env(next.clone()));
-        let e = codec.decode(&mut buf).unwrap().unwrap();
-        assert_eq!(e.body.as_ref(), next.as_slice());
-        assert_eq!(codec.pool.idle(), 2);
+        // Frames dropped as they arrive: 27 MB go through a handful of big buffers, reused.
+        let mut codec = FrameCodec::default();
+        let (count, _) = decode_in_reads(&mut codec, &stream, 9_000, false);
+        assert_eq!(count, bodies.len());
+        assert!(
+            (1..super::super::read_buffers::MAX_BUFFERS).contains(&codec.buffers.allocated()),
+            "{:?}",
+            codec.buffers
+        );
     }
 
     #[test]

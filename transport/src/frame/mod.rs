@@ -17,9 +17,9 @@ mod codec;
 mod envelope;
 mod error;
 mod fuzzing;
-mod pool;
 #[cfg(test)]
 mod proptests;
+mod read_buffers;
 
 pub use body::{decode_body, encode_body};
 pub use codec::{FrameCodec, DEFAULT_MAX_FRAME_SIZE, LENGTH_PREFIX_LEN, MAX_FRAME_SIZE_CEILING};

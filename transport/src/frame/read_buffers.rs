@@ -1,0 +1,76 @@
+//! Read buffers that are reused once the frames cut from them are dropped.
+//!
+//! The decoder hands each frame on as `Bytes` cut out of the read buffer without a copy, so the buffer stays
+//! shared until the receiver drops the frame. When a large frame then needs more room than the buffer has,
+//! letting the buffer grow would allocate fresh memory for almost every large frame; glibc gives such blocks
+//! back to the kernel when they are freed, and the next allocation faults the pages in again. Instead the
+//! decoder switches to a big buffer of its own: one of its spares whose frames have all been dropped
+//! (`BytesMut::try_reclaim` succeeds only then), or a new one while it has fewer than [`MAX_BUFFERS`]. Only
+//! the bytes of the incomplete frame move across. A connection that never carries a frame of
+//! [`SWITCH_MIN`] bytes or more never gets one.
+
+use bytes::BytesMut;
+
+/// Frames at least this long make the decoder switch to its big buffers rather than grow the read buffer.
+pub const SWITCH_MIN: usize = 16 * 1024;
+/// Capacity of each big buffer.
+pub const BUFFER_CAPACITY: usize = 512 * 1024;
+/// Most big buffers kept per connection (the one in use included).
+pub const MAX_BUFFERS: usize = 4;
+
+/// A connection's spare big buffers.
+#[derive(Default)]
+pub(crate) struct ReadBuffers {
+    spares: Vec<BytesMut>,
+    /// The decoder's buffer is one of ours (it has switched at least once).
+    using_big: bool,
+    /// Big buffers allocated so far (for tests and diagnostics).
+    allocated: usize,
+}
+
+impl ReadBuffers {
+    /// Whether a frame of `total` bytes (prefix included) that does not fit in `src` should move to a big
+    /// buffer instead of growing `src`.
+    pub(crate) fn should_switch(src: &BytesMut, total: usize) -> bool {
+        (SWITCH_MIN..=BUFFER_CAPACITY).contains(&total) && src.capacity() < total
+    }
+
+    /// Replace `src` by a big buffer holding the same bytes, keeping `src`'s allocation as a spare when it is
+    /// one of ours.
+    pub(crate) fn switch(&mut self, src: &mut BytesMut) {
+        let reclaimable = self
+            .spares
+            .iter_mut()
+            .position(|b| b.try_reclaim(BUFFER_CAPACITY));
+        let mut next = match reclaimable {
+            Some(i) => self.spares.swap_remove(i),
+            None if self.spares.len() + 1 < MAX_BUFFERS => {
+                self.allocated += 1;
+                BytesMut::with_capacity(BUFFER_CAPACITY)
+            }
+            // Every buffer still holds live frames: a one-off buffer that is simply dropped when done.
+            None => BytesMut::with_capacity(BUFFER_CAPACITY),
+        };
+        next.extend_from_slice(src);
+        let mut old = std::mem::replace(src, next);
+        old.clear();
+        if self.using_big && self.spares.len() + 1 < MAX_BUFFERS {
+            self.spares.push(old);
+        }
+        self.using_big = true;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        self.allocated
+    }
+}
+
+impl std::fmt::Debug for ReadBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadBuffers")
+            .field("spares", &self.spares.len())
+            .field("allocated", &self.allocated)
+            .finish()
+    }
+}
