@@ -156,6 +156,18 @@ impl Module {
     /// found is therefore tried first, and the full scan runs only when that slot no longer holds a
     /// matching token (SoftHSM renumbers a token's slot when it is initialised).
     pub fn find_slot(&self, selector: &TokenSelector) -> Result<(Slot, TokenDescription)> {
+        match self.find_slot_or_scan(selector)? {
+            Ok(found) => Ok(found),
+            Err(tokens) => Err(self.not_found(selector, &tokens)),
+        }
+    }
+
+    /// [`Module::find_slot`], answering a token that is not there with the scan that showed it (every token
+    /// present), for callers that need the list next.
+    pub(crate) fn find_slot_or_scan(
+        &self,
+        selector: &TokenSelector,
+    ) -> Result<std::result::Result<(Slot, TokenDescription), Vec<(Slot, TokenDescription)>>> {
         let matches = |t: &TokenDescription| match selector {
             TokenSelector::SlotId(id) => t.slot_id == *id,
             TokenSelector::SlotIndex(i) => t.slot_index == *i,
@@ -175,7 +187,7 @@ impl Module {
                 // A slot that went away between the two calls is simply scanned for below.
                 if let Ok(description) = self.describe(slot, index) {
                     if matches(&description) {
-                        return Ok((slot, description));
+                        return Ok(Ok((slot, description)));
                     }
                 }
             }
@@ -189,9 +201,9 @@ impl Module {
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(selector.clone(), found.0.id());
                 }
-                Ok(found.clone())
+                Ok(Ok(found.clone()))
             }
-            None => Err(self.not_found(selector, &tokens)),
+            None => Ok(Err(tokens)),
         }
     }
 

@@ -26,24 +26,24 @@ pub fn take_ownership(
     so_pin: &Pin,
     user_pin: &Pin,
 ) -> Result<TokenDescription> {
-    let found = match module.find_slot(selector) {
-        Ok(found) => Some(found),
-        Err(Error::TokenNotFound { .. }) => None,
-        Err(err) => return Err(err),
-    };
-    // A new token is told apart from the others after C_InitToken by its serial: remember the serials of
-    // the initialised tokens (a full scan, needed only when a token is created).
+    // A new token is told apart from the others after C_InitToken by its serial and its slot: remember the
+    // serials of the initialised tokens and the slots present (a full scan, needed only when a token is
+    // created; the lookup that found no token made it already).
     let mut known_serials = HashSet::new();
-    let (slot, previous) = match found {
-        Some((slot, previous)) if previous.initialized => (slot, previous),
+    let mut known_slots = HashSet::new();
+    let (slot, previous) = match module.find_slot_or_scan(selector)? {
+        Ok((slot, previous)) if previous.initialized => (slot, previous),
         found => {
-            let tokens = module.tokens()?;
-            known_serials.extend(
-                tokens
-                    .iter()
-                    .filter(|(_, t)| t.initialized)
-                    .map(|(_, t)| t.serial.clone()),
-            );
+            let (found, tokens) = match found {
+                Ok(found) => (Some(found), module.tokens()?),
+                Err(tokens) => (None, tokens),
+            };
+            for (slot, t) in &tokens {
+                known_slots.insert(slot.id());
+                if t.initialized {
+                    known_serials.insert(t.serial.clone());
+                }
+            }
             match found {
                 Some(found) => found,
                 None => tokens
@@ -82,12 +82,30 @@ pub fn take_ownership(
                 !known_serials.contains(&t.serial)
             }
     };
-    let same_slot = module
-        .describe(slot, previous.slot_index)
-        .ok()
-        .filter(|t| previous.initialized && is_ours(t));
-    let (slot, token) = match same_slot {
-        Some(token) => (slot, token),
+    // Where to look first: the token's own slot, and for a new token also the slots that appeared with the
+    // initialisation (SoftHSM moves a new token to a slot numbered after its serial).
+    let mut candidates = vec![(slot, previous.slot_index)];
+    if !previous.initialized {
+        for (index, s) in module
+            .context()
+            .get_slots_with_token()?
+            .into_iter()
+            .enumerate()
+        {
+            if !known_slots.contains(&s.id()) {
+                candidates.push((s, index));
+            }
+        }
+    }
+    let quick = candidates.into_iter().find_map(|(s, index)| {
+        module
+            .describe(s, index)
+            .ok()
+            .filter(|t| is_ours(t))
+            .map(|t| (s, t))
+    });
+    let (slot, token) = match quick {
+        Some(found) => found,
         None => module
             .tokens()?
             .into_iter()
