@@ -216,6 +216,7 @@ impl Token {
     /// Destroy the certificate and both keys of `label`/`id`, then authority certificates of `label` that no
     /// remaining certificate of `label` needs. Objects of other labels are never touched.
     pub fn delete_set(&self, label: &str, id: &[u8]) -> Result<usize> {
+        self.forget_copies(label, Some(id));
         let mut destroyed = self.with_session_exclusive(|s| {
             let objects = s.find_objects(&[
                 Attribute::Label(label.as_bytes().to_vec()),
@@ -232,6 +233,7 @@ impl Token {
 
     /// Destroy every object labelled `label` (keys, certificates, anything). Other labels stay.
     pub fn delete_label(&self, label: &str) -> Result<usize> {
+        self.forget_copies(label, None);
         self.with_session_exclusive(|s| {
             let objects = s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])?;
             for object in &objects {

@@ -101,7 +101,8 @@ impl Module {
 
     /// The object lock of the token in `slot`, shared by every [`crate::Token`] opened on it in this process.
     ///
-    /// Object creation and destruction exclude every other object access of this process on the same token:
+    /// Creating and destroying token objects excludes every other object access of this process on the same
+    /// token (session objects, such as [`crate::Token::session_copy`], only need the shared lock):
     /// SoftHSM can fail `C_GenerateKeyPair` with `CKR_GENERAL_ERROR` while another session reads the same
     /// token (SoftHSMv2 issue 573: a writer and a reader of one token's object files). Reads and signatures
     /// share the lock. Different tokens keep separate object files and lock each on their own, so a unit
@@ -154,7 +155,9 @@ impl Module {
     /// Reading a token's description costs a file read on SoftHSM (33 µs), so scanning every slot costs
     /// 33 ms on a module holding 1000 tokens (a simulated unit). The slot where a label or serial was last
     /// found is therefore tried first, and the full scan runs only when that slot no longer holds a
-    /// matching token (SoftHSM renumbers a token's slot when it is initialised).
+    /// matching token (SoftHSM renumbers a token's slot when it is initialised). Labels should be unique
+    /// within a module: with two tokens of one label, the one found before keeps being found, which is not
+    /// necessarily the first in slot order.
     pub fn find_slot(&self, selector: &TokenSelector) -> Result<(Slot, TokenDescription)> {
         match self.find_slot_or_scan(selector)? {
             Ok(found) => Ok(found),

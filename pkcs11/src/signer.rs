@@ -137,17 +137,20 @@ impl TokenKey {
                 self.algorithm()
             )));
         }
-        match self.sign_once(scheme, message) {
+        let handle = self.signing_handle();
+        match self.sign_with(handle, scheme, message) {
             Err(err) if err.rv() == Some(RvError::ObjectHandleInvalid) => {
                 let pair = &self.inner.pair;
                 let fresh = self.inner.token.key_pair(&pair.label, &pair.id)?;
                 let mut handles = self.inner.handles.lock().unwrap_or_else(|p| p.into_inner());
-                // The handle that failed is the copy when there is one: it is gone (a logout or a closed
-                // keeper session took it), and destroying its handle could hit another object.
-                handles.copy = Copy::NotYet;
+                // The handle that failed is gone (a logout, a closed keeper session, a deleted key), and
+                // destroying it could hit another object. Another signer may have replaced it already.
+                if matches!(handles.copy, Copy::Made(copy) if copy.handle == handle) {
+                    handles.copy = Copy::NotYet;
+                }
                 handles.private = fresh.private;
                 drop(handles);
-                self.sign_once(scheme, message)
+                self.sign_with(self.signing_handle(), scheme, message)
             }
             other => other,
         }
@@ -158,7 +161,12 @@ impl TokenKey {
     fn signing_handle(&self) -> ObjectHandle {
         let mut handles = self.inner.handles.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(handles.copy, Copy::NotYet) && self.inner.signs.load(Ordering::Relaxed) > 0 {
-            handles.copy = match self.inner.token.session_copy(handles.private) {
+            let pair = &self.inner.pair;
+            handles.copy = match self.inner.token.session_copy(
+                handles.private,
+                &pair.label,
+                &pair.id,
+            ) {
                 Ok(copy) => Copy::Made(copy),
                 Err(err) => {
                     tracing::debug!(key = ?self, error = %err, "token refused a session copy; signing with the token object");
@@ -184,8 +192,12 @@ impl TokenKey {
         )
     }
 
-    fn sign_once(&self, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>> {
-        let private = self.signing_handle();
+    fn sign_with(
+        &self,
+        private: ObjectHandle,
+        scheme: SignatureScheme,
+        message: &[u8],
+    ) -> Result<Vec<u8>> {
         let signature = match scheme {
             SignatureScheme::ECDSA_NISTP256_SHA256 | SignatureScheme::ECDSA_NISTP384_SHA384 => {
                 let alg = if scheme == SignatureScheme::ECDSA_NISTP256_SHA256 {
@@ -490,6 +502,52 @@ mod tests {
             0,
             "the last clone destroys the copy"
         );
+    }
+
+    #[test]
+    fn a_deleted_key_stops_signing_although_it_signed_from_a_copy() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("deleted");
+        let pair = token
+            .generate_key_pair("sm", KeyAlgorithm::EccP256)
+            .unwrap();
+        let other = TokenKey::new(
+            token.clone(),
+            token
+                .generate_key_pair("iam", KeyAlgorithm::EccP256)
+                .unwrap(),
+        )
+        .unwrap();
+        let key = TokenKey::new(token.clone(), pair.clone()).unwrap();
+        for _ in 0..2 {
+            key.sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"x")
+                .unwrap();
+            other
+                .sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"x")
+                .unwrap();
+        }
+        assert!(key.signs_with_session_copy() && other.signs_with_session_copy());
+        assert_eq!(session_copies(&token), 2);
+        token.delete_set("sm", &pair.id).unwrap();
+        assert_eq!(
+            session_copies(&token),
+            1,
+            "only the deleted key's copy went"
+        );
+        match key.sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"after") {
+            Err(Error::ObjectNotFound(what)) => assert!(what.contains("sm"), "{what}"),
+            other => panic!("a deleted key signed: {other:?}"),
+        }
+        // The other label's key goes on signing from its copy.
+        other
+            .sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"after")
+            .unwrap();
+        assert!(other.signs_with_session_copy());
+        token.delete_label("iam").unwrap();
+        assert_eq!(session_copies(&token), 0);
+        assert!(other
+            .sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"gone")
+            .is_err());
     }
 
     #[test]

@@ -38,8 +38,11 @@ pub struct Token {
     keeper: Mutex<Session>,
     /// The token's object lock ([`Module::object_lock`]).
     objects: Arc<RwLock<()>>,
-    /// Bumped whenever the keeper session is replaced (which destroys its session objects).
+    /// Bumped at every re-login: a logout or a replaced keeper session ends the session copies, and their
+    /// handles may name other objects afterwards.
     keeper_generation: AtomicU64,
+    /// Live session copies: (label, id) of the token object each copies.
+    copies: Mutex<Vec<(String, Vec<u8>, SessionCopy)>>,
     idle: Mutex<Vec<Session>>,
     pool_size: usize,
 }
@@ -122,6 +125,7 @@ impl Token {
             keeper: Mutex::new(keeper),
             objects,
             keeper_generation: AtomicU64::new(0),
+            copies: Mutex::new(Vec::new()),
             idle: Mutex::new(Vec::new()),
             pool_size: pool_size.max(1),
         }))
@@ -198,24 +202,42 @@ impl Token {
     pub fn relogin(&self) -> Result<()> {
         let mut keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // Whatever happened (a logout destroys the application's private session objects; a closed keeper
+        // session destroys its own), the session copies made so far are gone or no longer trusted.
+        self.keeper_generation.fetch_add(1, Ordering::Relaxed);
+        self.copies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         match login(&keeper, &self.pin, self.label()) {
             Ok(()) => Ok(()),
             Err(_) => {
                 let fresh = self.module.context().open_rw_session(self.slot)?;
                 login(&fresh, &self.pin, self.label())?;
                 *keeper = fresh;
-                self.keeper_generation.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
         }
     }
 
-    /// Copy token object `object` into a session object owned by the keeper session (`C_CopyObject` with
-    /// `CKA_TOKEN` false and the label [`SESSION_COPY_LABEL`]). The copy keeps every protection of the
-    /// original (sensitive, never extractable); it exists so that a key that signs often is used from the
-    /// token's memory instead of its object store (SoftHSM re-reads and locks the object's file on every
-    /// `C_SignInit`). Fails with the token's error when it refuses copies (`CKA_COPYABLE` false, no room).
-    pub fn session_copy(&self, object: ObjectHandle) -> Result<SessionCopy> {
+    /// Copy the token object `object` (of `label` and `id`) into a session object owned by the keeper session
+    /// (`C_CopyObject` with `CKA_TOKEN` false and the label [`SESSION_COPY_LABEL`]). The copy keeps every
+    /// protection of the original (sensitive, never extractable); it exists so that a key that signs often
+    /// is used from the token's memory instead of its object store (SoftHSM re-reads and locks the object's
+    /// file on every `C_SignInit`). Fails with the token's error when it refuses copies (`CKA_COPYABLE`
+    /// false, no room).
+    ///
+    /// The copy lasts until [`Token::destroy_session_copy`], until its original is deleted with
+    /// [`Token::delete_set`] or [`Token::delete_label`], or until the next re-login.
+    ///
+    /// Copies are session objects in the token's memory, not token objects: they are made and destroyed
+    /// under the shared object lock (SoftHSMv2 issue 573 is about token objects' files).
+    pub fn session_copy(
+        &self,
+        object: ObjectHandle,
+        label: &str,
+        id: &[u8],
+    ) -> Result<SessionCopy> {
         let _shared = self.objects_shared();
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
         let handle = keeper.copy_object(
@@ -225,23 +247,57 @@ impl Token {
                 Attribute::Label(SESSION_COPY_LABEL.as_bytes().to_vec()),
             ],
         )?;
-        Ok(SessionCopy {
+        let copy = SessionCopy {
             handle,
             generation: self.keeper_generation.load(Ordering::Relaxed),
-        })
+        };
+        self.copies.lock().unwrap_or_else(|p| p.into_inner()).push((
+            label.to_owned(),
+            id.to_vec(),
+            copy,
+        ));
+        Ok(copy)
     }
 
-    /// Destroy a copy made by [`Token::session_copy`]. A copy whose keeper session has since been replaced
-    /// is already gone (its handle may even name another object by now) and is left alone.
+    /// Destroy a copy made by [`Token::session_copy`]. A copy made before the last re-login is already gone
+    /// (its handle may even name another object by now) and is left alone.
     pub fn destroy_session_copy(&self, copy: SessionCopy) {
         let _shared = self.objects_shared();
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        let mut copies = self.copies.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(at) = copies.iter().position(|(_, _, c)| *c == copy) else {
+            return;
+        };
+        copies.swap_remove(at);
         if copy.generation != self.keeper_generation.load(Ordering::Relaxed) {
             return;
         }
         if let Err(err) = keeper.destroy_object(copy.handle) {
             tracing::debug!(token = %self.label(), error = %err, "session copy already gone");
         }
+    }
+
+    /// Destroy the session copies of the objects of `label` (with `id`, or any id): their originals are
+    /// being deleted, and a deleted key must stop signing. A key that signed with one then finds its handle
+    /// invalid, looks for its key again and fails with [`crate::Error::ObjectNotFound`].
+    pub(crate) fn forget_copies(&self, label: &str, id: Option<&[u8]>) {
+        let _shared = self.objects_shared();
+        let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.keeper_generation.load(Ordering::Relaxed);
+        self.copies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(l, i, copy)| {
+                if l != label || id.is_some_and(|id| id != i.as_slice()) {
+                    return true;
+                }
+                if copy.generation == generation {
+                    if let Err(err) = keeper.destroy_object(copy.handle) {
+                        tracing::debug!(error = %err, "session copy already gone");
+                    }
+                }
+                false
+            });
     }
 
     /// Fill `buf` from the token's random generator.
