@@ -107,7 +107,7 @@ impl Decoder for FrameCodec {
         }
         let total = LENGTH_PREFIX_LEN + len;
         if src.len() < total {
-            if ReadBuffers::should_switch(src, total) {
+            if self.buffers.should_switch(src, total) {
                 self.buffers.switch(src);
             } else {
                 src.reserve(total - src.len());
