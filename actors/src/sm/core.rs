@@ -10,11 +10,13 @@
 //! this way and need none: their secret grants nothing. Unregistrations that failed are retried.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-/// Extra registration attempts while the link to IAM is unavailable (delays 50, 100, … 400 ms: 1.8 s).
+/// Extra registration attempts per pass while the link to IAM is unavailable (delays 50, 100, … 400 ms:
+/// 1.8 s at most per `apply` or `reconcile`, however many instances it registers).
 const REGISTER_RETRIES: u32 = 8;
 const REGISTER_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -74,6 +76,9 @@ pub(super) struct SmCore {
     next_generation: u64,
     /// Revision of the last status report.
     revision: u64,
+    /// Waits for an unreachable IAM left in the current pass (`apply` or `reconcile`): the first
+    /// registrations of a pass wait for IAM, the rest of the pass fails at once if it stays away.
+    unavailable_retries: AtomicU32,
 }
 
 // === impl SmCore ===
@@ -92,6 +97,7 @@ impl SmCore {
             orphans: BTreeSet::new(),
             next_generation: 1,
             revision: 0,
+            unavailable_retries: AtomicU32::new(REGISTER_RETRIES),
         }
     }
 
@@ -124,6 +130,8 @@ impl SmCore {
         &mut self,
         desired: Vec<InstanceSpec>,
     ) -> Result<StatusReport, ApiError> {
+        self.unavailable_retries
+            .store(REGISTER_RETRIES, Ordering::Relaxed);
         let mut wanted = BTreeMap::new();
         for spec in desired {
             if wanted.contains_key(&spec.ident) {
@@ -239,12 +247,17 @@ impl SmCore {
             permissions: spec.permissions.clone(),
         };
         // The link to IAM may be between two connections (it reconnects when a certificate is applied):
-        // wait for it a little before reporting the instance failed. Reconciliation retries what still fails.
-        let mut attempt = 0u32;
+        // wait for it a little before reporting the instance failed, within the pass's budget (see
+        // `unavailable_retries`). Reconciliation retries what still fails.
         let answer = loop {
             match self.iam.protected(request.clone()).await {
-                Err(e) if e.code == ErrorCode::Unavailable && attempt < REGISTER_RETRIES => {
-                    attempt += 1;
+                Err(e) if e.code == ErrorCode::Unavailable => {
+                    let left = self.unavailable_retries.load(Ordering::Relaxed);
+                    if left == 0 {
+                        return Err(e);
+                    }
+                    self.unavailable_retries.store(left - 1, Ordering::Relaxed);
+                    let attempt = REGISTER_RETRIES - left + 1;
                     tracing::debug!(instance = %spec.ident, attempt, "IAM unreachable; registering again shortly: {e}");
                     tokio::time::sleep(REGISTER_RETRY_DELAY * attempt).await;
                 }
@@ -315,6 +328,8 @@ impl SmCore {
 
     /// One reconciliation pass (see the module documentation).
     pub(super) async fn reconcile(&mut self) -> Reconciled {
+        self.unavailable_retries
+            .store(REGISTER_RETRIES, Ordering::Relaxed);
         let mut report = Reconciled::default();
         let orphans: Vec<InstanceIdent> = self.orphans.iter().cloned().collect();
         for ident in orphans {

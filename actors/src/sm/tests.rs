@@ -643,19 +643,25 @@ async fn a_registration_while_iam_is_briefly_unreachable_waits_for_it_and_a_long
     assert_eq!(permissions_of(&*iam.inner, &secret).await, Ok(ident("svc")));
     // An outage longer than the retries fails the instance with the reason; reconciliation (here run by
     // hand, as the link's reconnection or the periodic pass would) registers and starts it.
+    // The waiting is shared by the whole set: the first registration waits out the retries, the second
+    // fails at once.
     *iam.outages.lock().unwrap() = 100;
+    *iam.refused.lock().unwrap() = 0;
     let statuses = controller
-        .set_desired("main", vec![spec("svc"), spec("late")])
+        .set_desired("main", vec![spec("svc"), spec("late"), spec("later")])
         .await
         .unwrap();
-    let late = statuses.iter().find(|s| s.ident == ident("late")).unwrap();
-    assert!(
-        matches!(&late.state, InstanceState::Failed(m) if m.contains("Unavailable")),
-        "{late:?}"
-    );
+    for name in ["late", "later"] {
+        let status = statuses.iter().find(|s| s.ident == ident(name)).unwrap();
+        assert!(
+            matches!(&status.state, InstanceState::Failed(m) if m.contains("Unavailable")),
+            "{status:?}"
+        );
+    }
+    assert_eq!(*iam.refused.lock().unwrap(), 1 + 8 + 1);
     *iam.outages.lock().unwrap() = 0;
     let report = sm.reconcile().await.unwrap();
-    assert_eq!(report.retried, vec![ident("late")]);
+    assert_eq!(report.retried, vec![ident("late"), ident("later")]);
     let late_secret = simulated.secret_of(&ident("late")).unwrap();
     assert_eq!(
         permissions_of(&*iam.inner, &late_secret).await,
