@@ -22,6 +22,9 @@ pub struct Module {
     found: Mutex<HashMap<TokenSelector, u64>>,
 }
 
+/// A slot and what its token reports.
+pub type FoundToken = (Slot, TokenDescription);
+
 /// What a slot's token reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenDescription {
@@ -170,7 +173,7 @@ impl Module {
     pub(crate) fn find_slot_or_scan(
         &self,
         selector: &TokenSelector,
-    ) -> Result<std::result::Result<(Slot, TokenDescription), Vec<(Slot, TokenDescription)>>> {
+    ) -> Result<std::result::Result<FoundToken, Vec<FoundToken>>> {
         let matches = |t: &TokenDescription| match selector {
             TokenSelector::SlotId(id) => t.slot_id == *id,
             TokenSelector::SlotIndex(i) => t.slot_index == *i,
