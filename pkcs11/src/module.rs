@@ -105,7 +105,7 @@ impl Module {
     /// The object lock of the token in `slot`, shared by every [`crate::Token`] opened on it in this process.
     ///
     /// Creating and destroying token objects excludes every other object access of this process on the same
-    /// token (session objects, such as [`crate::Token::session_copy`], only need the shared lock):
+    /// token (session objects, such as a `TokenKey`'s session copy, only need the shared lock):
     /// SoftHSM can fail `C_GenerateKeyPair` with `CKR_GENERAL_ERROR` while another session reads the same
     /// token (SoftHSMv2 issue 573: a writer and a reader of one token's object files). Reads and signatures
     /// share the lock. Different tokens keep separate object files and lock each on their own, so a unit
@@ -211,14 +211,6 @@ impl Module {
             }
             None => Ok(Err(tokens)),
         }
-    }
-
-    /// The first slot whose token is not initialised (where a new token can be created).
-    pub fn find_free_slot(&self) -> Result<(Slot, TokenDescription)> {
-        self.tokens()?
-            .into_iter()
-            .find(|(_, t)| !t.initialized)
-            .ok_or_else(|| Error::NoFreeSlot(self.path.clone()))
     }
 
     fn not_found(&self, selector: &TokenSelector, tokens: &[(Slot, TokenDescription)]) -> Error {

@@ -21,7 +21,7 @@ use crate::token::{SessionCopy, Token};
 /// A private key held by a token. Every signature is computed inside the token with `C_Sign`; the key's
 /// value never leaves it.
 ///
-/// From its second signature on, a key signs with a session copy of itself ([`Token::session_copy`]):
+/// From its second signature on, a key signs with a session copy of itself (see `docs/pkcs11.md`):
 /// still inside the token and as protected, but without the object-store access SoftHSM makes on every
 /// `C_SignInit` (a quarter of a P-256 signature's cost). A token that refuses the copy is signed with
 /// directly. The copy is destroyed with the last clone of the key.
@@ -47,11 +47,11 @@ struct Inner {
 struct Handles {
     /// The private key on the token.
     private: ObjectHandle,
-    copy: Copy,
+    copy: CopyState,
 }
 
 /// The state of a key's session copy.
-enum Copy {
+enum CopyState {
     /// Not asked for yet: the key has not signed twice.
     NotYet,
     Made(SessionCopy),
@@ -75,7 +75,7 @@ impl TokenKey {
                 token,
                 handles: Mutex::new(Handles {
                     private: pair.private,
-                    copy: Copy::NotYet,
+                    copy: CopyState::NotYet,
                 }),
                 pair,
                 key_bytes,
@@ -145,8 +145,8 @@ impl TokenKey {
                 let mut handles = self.inner.handles.lock().unwrap_or_else(|p| p.into_inner());
                 // The handle that failed is gone (a logout, a closed keeper session, a deleted key), and
                 // destroying it could hit another object. Another signer may have replaced it already.
-                if matches!(handles.copy, Copy::Made(copy) if copy.handle == handle) {
-                    handles.copy = Copy::NotYet;
+                if matches!(handles.copy, CopyState::Made(copy) if copy.handle == handle) {
+                    handles.copy = CopyState::NotYet;
                 }
                 handles.private = fresh.private;
                 drop(handles);
@@ -160,23 +160,24 @@ impl TokenKey {
     /// signature, so that a key used once (a CSR) costs the token no copy.
     fn signing_handle(&self) -> ObjectHandle {
         let mut handles = self.inner.handles.lock().unwrap_or_else(|p| p.into_inner());
-        if matches!(handles.copy, Copy::NotYet) && self.inner.signs.load(Ordering::Relaxed) > 0 {
+        if matches!(handles.copy, CopyState::NotYet) && self.inner.signs.load(Ordering::Relaxed) > 0
+        {
             let pair = &self.inner.pair;
             handles.copy = match self.inner.token.session_copy(
                 handles.private,
                 &pair.label,
                 &pair.id,
             ) {
-                Ok(copy) => Copy::Made(copy),
+                Ok(copy) => CopyState::Made(copy),
                 Err(err) => {
                     tracing::debug!(key = ?self, error = %err, "token refused a session copy; signing with the token object");
-                    Copy::Refused
+                    CopyState::Refused
                 }
             };
         }
         match handles.copy {
-            Copy::Made(copy) => copy.handle,
-            Copy::NotYet | Copy::Refused => handles.private,
+            CopyState::Made(copy) => copy.handle,
+            CopyState::NotYet | CopyState::Refused => handles.private,
         }
     }
 
@@ -188,7 +189,7 @@ impl TokenKey {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .copy,
-            Copy::Made(_)
+            CopyState::Made(_)
         )
     }
 
@@ -248,7 +249,7 @@ fn rsa_mechanism(scheme: SignatureScheme) -> Result<Mechanism<'static>> {
 impl Drop for Inner {
     fn drop(&mut self) {
         let handles = self.handles.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Copy::Made(copy) = handles.copy {
+        if let CopyState::Made(copy) = handles.copy {
             self.token.destroy_session_copy(copy);
         }
     }

@@ -19,8 +19,8 @@ use crate::pin::Pin;
 /// Default number of idle sessions kept for reuse.
 pub const DEFAULT_POOL_SIZE: usize = 4;
 
-/// The label of session copies ([`Token::session_copy`]): never a certificate label, so that no lookup by
-/// label finds a copy.
+/// The label of session copies (made by `TokenKey` for keys that sign often): never a certificate label, so
+/// that no lookup by label finds a copy.
 pub const SESSION_COPY_LABEL: &str = "aos-edge.session-copy";
 
 /// A token opened for use, logged in as the user.
@@ -41,7 +41,8 @@ pub struct Token {
     /// Bumped at every re-login: a logout or a replaced keeper session ends the session copies, and their
     /// handles may name other objects afterwards.
     keeper_generation: AtomicU64,
-    /// Live session copies: (label, id) of the token object each copies.
+    /// The live session copies, with the (label, id) of the token object each copies; emptied at every
+    /// re-login.
     copies: Mutex<Vec<(String, Vec<u8>, SessionCopy)>>,
     idle: Mutex<Vec<Session>>,
     pool_size: usize,
@@ -50,9 +51,10 @@ pub struct Token {
 /// A session object copied from a token object by [`Token::session_copy`]. It lives in the token (its
 /// value never leaves it) until [`Token::destroy_session_copy`] or until the keeper session closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionCopy {
+pub(crate) struct SessionCopy {
     /// The copy's handle.
-    pub handle: ObjectHandle,
+    pub(crate) handle: ObjectHandle,
+    /// The re-login it was made after: handles are reused, so a handle alone does not name a copy.
     generation: u64,
 }
 
@@ -232,7 +234,7 @@ impl Token {
     ///
     /// Copies are session objects in the token's memory, not token objects: they are made and destroyed
     /// under the shared object lock (SoftHSMv2 issue 573 is about token objects' files).
-    pub fn session_copy(
+    pub(crate) fn session_copy(
         &self,
         object: ObjectHandle,
         label: &str,
@@ -261,17 +263,15 @@ impl Token {
 
     /// Destroy a copy made by [`Token::session_copy`]. A copy made before the last re-login is already gone
     /// (its handle may even name another object by now) and is left alone.
-    pub fn destroy_session_copy(&self, copy: SessionCopy) {
+    pub(crate) fn destroy_session_copy(&self, copy: SessionCopy) {
         let _shared = self.objects_shared();
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        // The registry holds exactly the live copies (a re-login empties it).
         let mut copies = self.copies.lock().unwrap_or_else(|p| p.into_inner());
         let Some(at) = copies.iter().position(|(_, _, c)| *c == copy) else {
             return;
         };
         copies.swap_remove(at);
-        if copy.generation != self.keeper_generation.load(Ordering::Relaxed) {
-            return;
-        }
         if let Err(err) = keeper.destroy_object(copy.handle) {
             tracing::debug!(token = %self.label(), error = %err, "session copy already gone");
         }
@@ -283,7 +283,6 @@ impl Token {
     pub(crate) fn forget_copies(&self, label: &str, id: Option<&[u8]>) {
         let _shared = self.objects_shared();
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
-        let generation = self.keeper_generation.load(Ordering::Relaxed);
         self.copies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -291,10 +290,8 @@ impl Token {
                 if l != label || id.is_some_and(|id| id != i.as_slice()) {
                     return true;
                 }
-                if copy.generation == generation {
-                    if let Err(err) = keeper.destroy_object(copy.handle) {
-                        tracing::debug!(error = %err, "session copy already gone");
-                    }
+                if let Err(err) = keeper.destroy_object(copy.handle) {
+                    tracing::debug!(error = %err, "session copy already gone");
                 }
                 false
             });
