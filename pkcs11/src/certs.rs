@@ -339,13 +339,7 @@ mod tests {
         let hsm = SoftHsm::new();
         let token = hsm.token("staged");
         let ca = TestCa::new("unit");
-        let key = TokenKey::new(
-            token.clone(),
-            token
-                .generate_key_pair("sm", KeyAlgorithm::EccP256)
-                .unwrap(),
-        )
-        .unwrap();
+        let key = crate::signer::tests::p256_key(&token, "sm");
         let pem = ca.issue(&key, "n1");
         token
             .store_chain("sm", &key.key_pair().id, pem.as_bytes())

@@ -340,7 +340,7 @@ impl rcgen::SigningKey for TokenKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testkit::SoftHsm;
     use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
@@ -427,26 +427,36 @@ mod tests {
         assert_eq!(SigningKey::public_key(&key).unwrap().as_ref(), key.spki());
     }
 
+    /// A P-256 key pair of `label` on `token`.
+    pub(crate) fn p256_key(token: &Arc<Token>, label: &str) -> TokenKey {
+        TokenKey::new(
+            token.clone(),
+            token
+                .generate_key_pair(label, KeyAlgorithm::EccP256)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// Sign `message` with the P-256 `key` and check the signature against its public key.
+    fn assert_p256_signs(key: &TokenKey, message: &[u8]) {
+        let sig = key
+            .sign(SignatureScheme::ECDSA_NISTP256_SHA256, message)
+            .unwrap();
+        let public = rcgen::PublicKeyData::der_bytes(key).to_vec();
+        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &public)
+            .verify(message, &sig)
+            .unwrap();
+    }
+
     #[test]
     fn a_lost_login_is_reported_and_renewed_transparently() {
         let hsm = SoftHsm::new();
         let token = hsm.token("relogin");
-        let key = TokenKey::new(
-            token.clone(),
-            token
-                .generate_key_pair("sm", KeyAlgorithm::EccP256)
-                .unwrap(),
-        )
-        .unwrap();
+        let key = p256_key(&token, "sm");
         // Someone logs the application out of the token (login state is per application and token).
         token.with_session(|s| Ok(s.logout()?)).unwrap();
-        let sig = key
-            .sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"after logout")
-            .unwrap();
-        let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
-        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &public)
-            .verify(b"after logout", &sig)
-            .unwrap();
+        assert_p256_signs(&key, b"after logout");
     }
 
     fn session_copies(token: &Token) -> usize {
@@ -468,16 +478,9 @@ mod tests {
             .generate_key_pair("sm", KeyAlgorithm::EccP256)
             .unwrap();
         let key = TokenKey::new(token.clone(), pair.clone()).unwrap();
-        let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
         let before = token.inventory("sm").unwrap();
         for i in 0..3 {
-            let msg = format!("message {i}");
-            let sig = key
-                .sign(SignatureScheme::ECDSA_NISTP256_SHA256, msg.as_bytes())
-                .unwrap();
-            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &public)
-                .verify(msg.as_bytes(), &sig)
-                .unwrap();
+            assert_p256_signs(&key, format!("message {i}").as_bytes());
             // A key used once (a CSR) makes no copy; from the second signature on it signs with one.
             assert_eq!(
                 key.signs_with_session_copy(),
@@ -512,20 +515,11 @@ mod tests {
         let pair = token
             .generate_key_pair("sm", KeyAlgorithm::EccP256)
             .unwrap();
-        let other = TokenKey::new(
-            token.clone(),
-            token
-                .generate_key_pair("iam", KeyAlgorithm::EccP256)
-                .unwrap(),
-        )
-        .unwrap();
+        let other = p256_key(&token, "iam");
         let key = TokenKey::new(token.clone(), pair.clone()).unwrap();
         for _ in 0..2 {
-            key.sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"x")
-                .unwrap();
-            other
-                .sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"x")
-                .unwrap();
+            assert_p256_signs(&key, b"x");
+            assert_p256_signs(&other, b"x");
         }
         assert!(key.signs_with_session_copy() && other.signs_with_session_copy());
         assert_eq!(session_copies(&token), 2);
@@ -540,9 +534,7 @@ mod tests {
             other => panic!("a deleted key signed: {other:?}"),
         }
         // The other label's key goes on signing from its copy.
-        other
-            .sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"after")
-            .unwrap();
+        assert_p256_signs(&other, b"after");
         assert!(other.signs_with_session_copy());
         token.delete_label("iam").unwrap();
         assert_eq!(session_copies(&token), 0);
@@ -584,15 +576,8 @@ mod tests {
             })
             .unwrap();
         let key = TokenKey::new(token.clone(), token.key_pair("sm", &id).unwrap()).unwrap();
-        let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
         for i in 0..3 {
-            let msg = format!("message {i}");
-            let sig = key
-                .sign(SignatureScheme::ECDSA_NISTP256_SHA256, msg.as_bytes())
-                .unwrap();
-            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &public)
-                .verify(msg.as_bytes(), &sig)
-                .unwrap();
+            assert_p256_signs(&key, format!("message {i}").as_bytes());
         }
         assert!(!key.signs_with_session_copy());
         assert_eq!(session_copies(&token), 0);
@@ -602,27 +587,14 @@ mod tests {
     fn a_lost_login_after_the_copy_is_made_is_renewed_transparently() {
         let hsm = SoftHsm::new();
         let token = hsm.token("relogin-copy");
-        let key = TokenKey::new(
-            token.clone(),
-            token
-                .generate_key_pair("sm", KeyAlgorithm::EccP256)
-                .unwrap(),
-        )
-        .unwrap();
-        let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
+        let key = p256_key(&token, "sm");
         for _ in 0..2 {
-            key.sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"warm")
-                .unwrap();
+            assert_p256_signs(&key, b"warm");
         }
         assert!(key.signs_with_session_copy());
         token.with_session(|s| Ok(s.logout()?)).unwrap();
         for _ in 0..3 {
-            let sig = key
-                .sign(SignatureScheme::ECDSA_NISTP256_SHA256, b"after logout")
-                .unwrap();
-            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &public)
-                .verify(b"after logout", &sig)
-                .unwrap();
+            assert_p256_signs(&key, b"after logout");
         }
         assert!(key.signs_with_session_copy());
         drop(key);
@@ -633,27 +605,13 @@ mod tests {
     fn concurrent_signing_from_many_threads() {
         let hsm = SoftHsm::new();
         let token = hsm.token("stress");
-        let key = TokenKey::new(
-            token.clone(),
-            token
-                .generate_key_pair("sm", KeyAlgorithm::EccP256)
-                .unwrap(),
-        )
-        .unwrap();
-        let public = rcgen::PublicKeyData::der_bytes(&key).to_vec();
+        let key = p256_key(&token, "sm");
         std::thread::scope(|scope| {
             for t in 0..8 {
                 let key = key.clone();
-                let public = public.clone();
                 scope.spawn(move || {
                     for i in 0..100 {
-                        let msg = format!("{t}-{i}");
-                        let sig = key
-                            .sign(SignatureScheme::ECDSA_NISTP256_SHA256, msg.as_bytes())
-                            .unwrap();
-                        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &public)
-                            .verify(msg.as_bytes(), &sig)
-                            .unwrap();
+                        assert_p256_signs(&key, format!("{t}-{i}").as_bytes());
                     }
                 });
             }
