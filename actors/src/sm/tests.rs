@@ -153,6 +153,15 @@ impl Unit {
         }
     }
 
+    /// The main node's IAM (permission store `perm.json` in the fixture's directory) and a CM on it, with
+    /// its SM controller.
+    async fn main_cm(&self, fx: &Fixture) -> (IamService, Cm, SmController) {
+        let service = iam_service(fx, &fx.hsm.dir().join("perm.json"));
+        let cm = self.cm(local_iam(service.clone(), Role::Cm)).await;
+        let controller = cm.sm_controller().unwrap().clone();
+        (service, cm, controller)
+    }
+
     async fn cm(&self, iam: Arc<dyn IamAccess>) -> Cm {
         let parts = CmParts {
             unit_id: UNIT.into(),
@@ -253,9 +262,7 @@ async fn the_controller_refuses_an_sm_with_a_cm_certificate_and_accepts_one_with
 {
     let fx = Fixture::new();
     let unit = Unit::new();
-    let service = iam_service(&fx, &fx.hsm.dir().join("perm.json"));
-    let cm = unit.cm(local_iam(service.clone(), Role::Cm)).await;
-    let controller = cm.sm_controller().unwrap().clone();
+    let (service, cm, controller) = unit.main_cm(&fx).await;
     let runner = Runners::processes().shared();
 
     let impostor = unit.sm(
@@ -293,9 +300,7 @@ async fn an_sm_runs_a_desired_process_with_its_secret_and_unregisters_it_when_it
 ) {
     let fx = Fixture::new();
     let unit = Unit::new();
-    let service = iam_service(&fx, &fx.hsm.dir().join("perm.json"));
-    let cm = unit.cm(local_iam(service.clone(), Role::Cm)).await;
-    let controller = cm.sm_controller().unwrap().clone();
+    let (service, cm, controller) = unit.main_cm(&fx).await;
     let sm = unit.sm(
         &controller,
         &unit.sm,
@@ -396,9 +401,7 @@ async fn an_sm_runs_a_desired_process_with_its_secret_and_unregisters_it_when_it
 async fn an_instance_that_exits_is_reported_to_the_cm_and_a_bad_spec_fails_alone() {
     let fx = Fixture::new();
     let unit = Unit::new();
-    let service = iam_service(&fx, &fx.hsm.dir().join("perm.json"));
-    let cm = unit.cm(local_iam(service.clone(), Role::Cm)).await;
-    let controller = cm.sm_controller().unwrap().clone();
+    let (service, cm, controller) = unit.main_cm(&fx).await;
     let sm = unit.sm(
         &controller,
         &unit.sm,
@@ -610,9 +613,7 @@ async fn a_registration_while_iam_is_briefly_unreachable_waits_for_it_and_a_long
 ) {
     let fx = Fixture::new();
     let unit = Unit::new();
-    let service = iam_service(&fx, &fx.hsm.dir().join("perm.json"));
-    let cm = unit.cm(local_iam(service.clone(), Role::Cm)).await;
-    let controller = cm.sm_controller().unwrap().clone();
+    let (service, cm, controller) = unit.main_cm(&fx).await;
     let iam = FlakyIam {
         inner: local_iam(service.clone(), Role::Sm),
         outages: Arc::new(Mutex::new(0)),
