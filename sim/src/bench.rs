@@ -117,7 +117,7 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     .await?;
     let start_secs = started.elapsed().as_secs_f64();
     let keygen = keygen_alone(&unit)?;
-    let verifier = verifier_alone();
+    let verifier = verifier_alone()?;
     let all: Vec<usize> = (0..nodes).collect();
     // The clock starts once the main node's CM reaches the cloud (a start-up cost, not provisioning).
     unit.wait_registered(&[0]).await?;
@@ -215,15 +215,15 @@ pub fn cpu_secs() -> f64 {
 }
 
 /// One password verifier derivation alone: the mean of 5.
-fn verifier_alone() -> Duration {
+fn verifier_alone() -> Result<Duration, UnitError> {
     let password = aos_actors::iam::provisioner::Password::new("bench-password-1234");
     let rounds = 5;
     let started = Instant::now();
     for _ in 0..rounds {
-        // A failure (no randomness) only makes the figure smaller; the benchmark goes on.
-        let _ = aos_actors::iam::provisioner::Verifier::new(&password);
+        aos_actors::iam::provisioner::Verifier::new(&password)
+            .map_err(|e| UnitError::op("bench", format!("password verifier: {e}")))?;
     }
-    started.elapsed() / rounds
+    Ok(started.elapsed() / rounds)
 }
 
 /// Resident and peak resident memory of the process, MiB (Linux `/proc/self/status`).
