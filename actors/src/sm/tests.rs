@@ -162,6 +162,23 @@ impl Unit {
         (service, cm, controller)
     }
 
+    /// The SM of main with simulated instances, connected to `controller`.
+    async fn connected_simulated_sm(
+        &self,
+        controller: &SmController,
+        iam: Arc<dyn IamAccess>,
+        simulated: &SimulatedRunner,
+    ) -> SmHandle {
+        let sm = self.sm(
+            controller,
+            &self.sm,
+            iam,
+            Runners::with_simulated(simulated.clone()).shared(),
+        );
+        connected(&sm, controller).await;
+        sm
+    }
+
     async fn cm(&self, iam: Arc<dyn IamAccess>) -> Cm {
         let parts = CmParts {
             unit_id: UNIT.into(),
@@ -503,13 +520,9 @@ async fn reconciliation_registers_again_and_restarts_with_the_new_secret_after_t
     let simulated = SimulatedRunner::with_on_start(Arc::new(move |ident, _secret| {
         seen.lock().unwrap().push(ident.item_id.clone());
     }));
-    let sm = unit.sm(
-        &controller,
-        &unit.sm,
-        Arc::new(iam.clone()),
-        Runners::with_simulated(simulated.clone()).shared(),
-    );
-    connected(&sm, &controller).await;
+    let sm = unit
+        .connected_simulated_sm(&controller, Arc::new(iam.clone()), &simulated)
+        .await;
     let spec = |item: &str, permissions| InstanceSpec {
         ident: ident(item),
         permissions,
@@ -620,13 +633,9 @@ async fn a_registration_while_iam_is_briefly_unreachable_waits_for_it_and_a_long
         refused: Arc::new(Mutex::new(0)),
     };
     let simulated = SimulatedRunner::with_on_start(Arc::new(|_, _| {}));
-    let sm = unit.sm(
-        &controller,
-        &unit.sm,
-        Arc::new(iam.clone()),
-        Runners::with_simulated(simulated.clone()).shared(),
-    );
-    connected(&sm, &controller).await;
+    let sm = unit
+        .connected_simulated_sm(&controller, Arc::new(iam.clone()), &simulated)
+        .await;
     let spec = |item: &str| InstanceSpec {
         ident: ident(item),
         permissions: vis_permissions(),
