@@ -44,6 +44,13 @@ pub struct BenchFigures {
     pub bound_secs: f64,
     /// provision / bound.
     pub ratio: f64,
+    /// One P-256 key generation alone the usual PKCS#11 way, milliseconds: a direct `C_GenerateKeyPair` of
+    /// token objects, which on SoftHSM costs several times the staged generation the runtime uses.
+    pub keygen_direct_ms: f64,
+    /// keys × direct keygen / cores, seconds: the bound had the keys been generated directly.
+    pub direct_bound_secs: f64,
+    /// provision / direct bound.
+    pub direct_ratio: f64,
     /// One password verifier derivation alone (PBKDF2, which every node's provisioner runs once), ms.
     pub verifier_ms: f64,
     /// The bound plus every node's verifier derivation, divided by cores: the CPU floor of the work every
@@ -76,7 +83,7 @@ impl std::fmt::Display for BenchFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "nodes {:>5} | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} keys × {:.1} ms / {} cores) = {:.2}× (with {} verifiers × {:.1} ms: {:.2}s, {:.2}×), CPU {:.0}% of {} cores | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
+            "nodes {:>5} | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} keys × {:.1} ms / {} cores) = {:.2}× (direct keygen × {:.1} ms: {:.2}s, {:.2}×; with {} verifiers × {:.1} ms: {:.2}s, {:.2}×), CPU {:.0}% of {} cores | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
             self.nodes,
             self.start_secs,
             self.provision_secs,
@@ -85,6 +92,9 @@ impl std::fmt::Display for BenchFigures {
             self.keygen_ms,
             self.cores,
             self.ratio,
+            self.keygen_direct_ms,
+            self.direct_bound_secs,
+            self.direct_ratio,
             self.nodes,
             self.verifier_ms,
             self.floor_secs,
@@ -116,7 +126,8 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     })
     .await?;
     let start_secs = started.elapsed().as_secs_f64();
-    let keygen = keygen_alone(&unit)?;
+    let keygen = keygen_alone(&unit, KeygenWay::Staged)?;
+    let keygen_direct = keygen_alone(&unit, KeygenWay::Direct)?;
     let verifier = verifier_alone()?;
     let all: Vec<usize> = (0..nodes).collect();
     // The clock starts once the main node's CM reaches the cloud (a start-up cost, not provisioning).
@@ -135,6 +146,7 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
         .map(ToString::to_string);
     let keys: usize = unit.nodes.iter().map(|n| n.cert_types.len()).sum();
     let bound_secs = keys as f64 * keygen.as_secs_f64() / cores as f64;
+    let direct_bound_secs = keys as f64 * keygen_direct.as_secs_f64() / cores as f64;
     let floor_secs = bound_secs + nodes as f64 * verifier.as_secs_f64() / cores as f64;
     let (rss_mib, peak_rss_mib) = memory();
     let (checks_per_sec, check_errors) =
@@ -149,6 +161,9 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
         keys,
         bound_secs,
         ratio: provision_secs / bound_secs.max(1e-9),
+        keygen_direct_ms: keygen_direct.as_secs_f64() * 1000.0,
+        direct_bound_secs,
+        direct_ratio: provision_secs / direct_bound_secs.max(1e-9),
         verifier_ms: verifier.as_secs_f64() * 1000.0,
         floor_secs,
         floor_ratio: provision_secs / floor_secs.max(1e-9),
@@ -164,9 +179,21 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     })
 }
 
+/// How [`keygen_alone`] generates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeygenWay {
+    /// [`Token::generate_key_pair`], as provisioning does.
+    Staged,
+    /// [`Token::generate_key_pair_direct`].
+    Direct,
+}
+
 /// One key generation alone: the mean of 20 on a scratch token of the unit's module.
-fn keygen_alone(unit: &SimUnit) -> Result<Duration, UnitError> {
-    let label = "bench-scratch";
+fn keygen_alone(unit: &SimUnit, way: KeygenWay) -> Result<Duration, UnitError> {
+    let label = match way {
+        KeygenWay::Staged => "bench-scratch",
+        KeygenWay::Direct => "bench-scratch-direct",
+    };
     let pin = Pin::new("bench-user-1234");
     let err = |e: aos_pkcs11::Error| UnitError::op(label, e);
     aos_pkcs11::take_ownership(
@@ -186,9 +213,18 @@ fn keygen_alone(unit: &SimUnit) -> Result<Duration, UnitError> {
     let rounds = 20;
     let started = Instant::now();
     for _ in 0..rounds {
-        token
-            .generate_key_pair("scratch", KeyAlgorithm::EccP256)
-            .map_err(err)?;
+        match way {
+            KeygenWay::Staged => {
+                token
+                    .generate_key_pair("scratch", KeyAlgorithm::EccP256)
+                    .map_err(err)?;
+            }
+            KeygenWay::Direct => {
+                token
+                    .generate_key_pair_direct("scratch", KeyAlgorithm::EccP256)
+                    .map_err(err)?;
+            }
+        }
     }
     let each = started.elapsed() / rounds;
     std::mem::forget(token);
