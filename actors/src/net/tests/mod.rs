@@ -7,6 +7,7 @@ mod hostile;
 mod link_kinds;
 mod reconnect;
 mod requests;
+mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
