@@ -159,18 +159,20 @@ impl ProvisionerCore {
     }
 
     /// Check `password` against the stored verifier (after the backoff check).
-    fn verify(&mut self, password: &Password) -> Result<(), ProvisionError> {
+    async fn verify(&mut self, password: &Password) -> Result<(), ProvisionError> {
         self.check_backoff()?;
         if self.record.password.is_some() && self.memo.matches(password) {
             return self.record_success();
         }
-        match &self.record.password {
-            Some(v) if v.matches(password) => {
-                self.memo.remember(password);
-                self.record_success()
-            }
-            Some(_) => Err(self.record_failure()),
-            None => Ok(()),
+        let matched = match &self.record.password {
+            Some(v) => v.check(password).await,
+            None => return Ok(()),
+        };
+        if matched {
+            self.memo.remember(password);
+            self.record_success()
+        } else {
+            Err(self.record_failure())
         }
     }
 
@@ -302,19 +304,18 @@ impl ProvisionerCore {
                 })
             }
         }
-        self.verify(&password)?;
+        self.verify(&password).await?;
         let modules = self.modules().await?;
         let tokens = Self::tokens(&modules)?;
         self.release_all(&modules).await?;
         self.check_tokens(&tokens, &password).await?;
 
-        self.record.password =
-            Some(
-                Verifier::new(&password).map_err(|message| ProvisionError::StateFile {
-                    path: self.state_file.path().to_owned(),
-                    message,
-                })?,
-            );
+        self.record.password = Some(Verifier::derive(&password).await.map_err(|message| {
+            ProvisionError::StateFile {
+                path: self.state_file.path().to_owned(),
+                message,
+            }
+        })?);
         self.memo.remember(&password);
         self.set_state(NodeState::Starting)?;
         self.crash_point(Step::MarkedStarting)?;
@@ -347,7 +348,7 @@ impl ProvisionerCore {
         if self.record.state == NodeState::Provisioned {
             // A FinishProvisioning retried after its answer was lost (a forwarded request whose link
             // dropped): the node is provisioned; with the right password, say so instead of refusing.
-            self.verify(&password)?;
+            self.verify(&password).await?;
             tracing::info!("FinishProvisioning: already provisioned");
             return Ok(());
         }
@@ -358,7 +359,7 @@ impl ProvisionerCore {
                 hint: "; call StartProvisioning first",
             });
         }
-        self.verify(&password)?;
+        self.verify(&password).await?;
         let mut missing = Vec::new();
         for m in self.modules().await?.iter().filter(|m| !m.self_signed) {
             let current = self
@@ -393,7 +394,7 @@ impl ProvisionerCore {
                 hint: "",
             });
         }
-        self.verify(&password)?;
+        self.verify(&password).await?;
         self.set_state(NodeState::Deprovisioning)?;
         self.hook("deprovision", &self.hooks.deprovision.clone())
             .await?;
@@ -446,7 +447,7 @@ impl ProvisionerCore {
     }
 
     /// Check a password for an operation outside the provisioner (e.g. `CreateKey` during provisioning).
-    pub fn check_password(&mut self, password: &Password) -> Result<(), ProvisionError> {
-        self.verify(password)
+    pub async fn check_password(&mut self, password: &Password) -> Result<(), ProvisionError> {
+        self.verify(password).await
     }
 }

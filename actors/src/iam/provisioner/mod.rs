@@ -121,7 +121,7 @@ impl Handler<CheckPassword> for Provisioner {
     type Result = ResponseFuture<Result<(), ProvisionError>>;
 
     fn handle(&mut self, msg: CheckPassword, _: &mut Context<Self>) -> Self::Result {
-        self.run(move |core| Box::pin(async move { core.check_password(&msg.password) }))
+        self.run(move |core| Box::pin(async move { core.check_password(&msg.password).await }))
     }
 }
 

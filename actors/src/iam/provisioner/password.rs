@@ -60,6 +60,25 @@ impl Verifier {
         })
     }
 
+    /// [`Verifier::new`] on tokio's blocking pool: a derivation takes about 10 ms of CPU, which would stall
+    /// every actor of the caller's arbiter (and, with many nodes in one process, make their derivations
+    /// take turns on one thread).
+    pub async fn derive(password: &Password) -> Result<Verifier, String> {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || Verifier::new(&password))
+            .await
+            .map_err(|e| format!("password verifier derivation: {e}"))?
+    }
+
+    /// [`Verifier::matches`] on tokio's blocking pool (see [`Verifier::derive`]); a derivation that could
+    /// not run counts as no match.
+    pub async fn check(&self, password: &Password) -> bool {
+        let (verifier, password) = (self.clone(), password.clone());
+        tokio::task::spawn_blocking(move || verifier.matches(&password))
+            .await
+            .unwrap_or(false)
+    }
+
     /// Whether `password` is the one this verifier was made from (constant time).
     pub fn matches(&self, password: &Password) -> bool {
         let (Ok(salt), Ok(hash), Some(iterations)) = (

@@ -557,3 +557,59 @@ fn unreadable_state_file_is_an_error_and_aoscore_files_are_understood() {
             == NodeState::Unprovisioned
     );
 }
+
+#[actix_rt::test]
+async fn password_derivations_leave_the_arbiter_free() {
+    let fx = Fixture::new();
+    let modules = small_modules(&fx);
+    // A provisioned node whose verifier takes 1M PBKDF2 iterations (100 ms and more): any password check
+    // derives that long.
+    let state_file = StateFile::new(fx.hsm.dir().join("state/provisionstate"));
+    state_file
+        .store(&StateRecord {
+            state: NodeState::Provisioned,
+            password: Some(Verifier {
+                salt: "00".repeat(16),
+                iterations: 1_000_000,
+                hash: "00".repeat(32),
+            }),
+            ..StateRecord::default()
+        })
+        .unwrap();
+    let node = start_node(
+        &fx,
+        &modules,
+        ProvisioningConfig::default(),
+        ProvisionerOptions::default(),
+    );
+    // A task on the provisioner's arbiter that counts how often it gets to run.
+    let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let heartbeat = {
+        let (ticks, stop) = (ticks.clone(), stop.clone());
+        actix_rt::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    let err = node
+        .provisioner
+        .send(CheckPassword {
+            password: pw("not-the-password"),
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    heartbeat.await.unwrap();
+    assert!(matches!(err, ProvisionError::WrongPassword), "{err:?}");
+    // Run inline, the derivation would hold the thread and the heartbeat would get a handful of turns.
+    assert!(
+        during >= 1000,
+        "the arbiter ran other tasks only {during} times during a derivation"
+    );
+}
