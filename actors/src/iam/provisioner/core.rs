@@ -97,10 +97,10 @@ impl ProvisionerCore {
         self.record.state
     }
 
-    fn set_state(&mut self, state: NodeState) -> Result<(), ProvisionError> {
+    async fn set_state(&mut self, state: NodeState) -> Result<(), ProvisionError> {
         let mut next = self.record.clone();
         next.state = state;
-        self.state_file.store(&next)?;
+        self.state_file.save(&next).await?;
         crate::audit::node_state_changed(self.record.state, state);
         self.record = next;
         Ok(())
@@ -136,24 +136,24 @@ impl ProvisionerCore {
         Ok(())
     }
 
-    fn record_failure(&mut self) -> ProvisionError {
+    async fn record_failure(&mut self) -> ProvisionError {
         self.record.failed_attempts = self.record.failed_attempts.saturating_add(1);
         self.record.last_failure_unix = Some(self.now_unix());
         crate::audit::wrong_password(
             self.record.failed_attempts,
             backoff(self.record.failed_attempts),
         );
-        if let Err(e) = self.state_file.store(&self.record) {
+        if let Err(e) = self.state_file.save(&self.record).await {
             tracing::error!(error = %e, "cannot persist the failed-attempt counter");
         }
         ProvisionError::WrongPassword
     }
 
-    fn record_success(&mut self) -> Result<(), ProvisionError> {
+    async fn record_success(&mut self) -> Result<(), ProvisionError> {
         if self.record.failed_attempts != 0 {
             self.record.failed_attempts = 0;
             self.record.last_failure_unix = None;
-            self.state_file.store(&self.record)?;
+            self.state_file.save(&self.record).await?;
         }
         Ok(())
     }
@@ -162,7 +162,7 @@ impl ProvisionerCore {
     async fn verify(&mut self, password: &Password) -> Result<(), ProvisionError> {
         self.check_backoff()?;
         if self.record.password.is_some() && self.memo.matches(password) {
-            return self.record_success();
+            return self.record_success().await;
         }
         let matched = match &self.record.password {
             Some(v) => v.check(password).await,
@@ -170,9 +170,9 @@ impl ProvisionerCore {
         };
         if matched {
             self.memo.remember(password);
-            self.record_success()
+            self.record_success().await
         } else {
-            Err(self.record_failure())
+            Err(self.record_failure().await)
         }
     }
 
@@ -240,7 +240,9 @@ impl ProvisionerCore {
             .map_err(|_| ProvisionError::Mailbox)?;
             match result {
                 Ok(_) => {}
-                Err((_, aos_pkcs11::Error::WrongSoPin(_))) => return Err(self.record_failure()),
+                Err((_, aos_pkcs11::Error::WrongSoPin(_))) => {
+                    return Err(self.record_failure().await)
+                }
                 Err((token, source)) => return Err(ProvisionError::Token { token, source }),
             }
         }
@@ -317,7 +319,7 @@ impl ProvisionerCore {
             }
         })?);
         self.memo.remember(&password);
-        self.set_state(NodeState::Starting)?;
+        self.set_state(NodeState::Starting).await?;
         self.crash_point(Step::MarkedStarting)?;
 
         self.hook("start", &self.hooks.start.clone()).await?;
@@ -339,7 +341,7 @@ impl ProvisionerCore {
             .await?;
         self.crash_point(Step::DiskEncryptionHook)?;
 
-        self.set_state(NodeState::Provisioning)?;
+        self.set_state(NodeState::Provisioning).await?;
         crate::audit::provisioning_started();
         Ok(())
     }
@@ -381,7 +383,7 @@ impl ProvisionerCore {
             return Err(ProvisionError::MissingCertificates(missing));
         }
         self.hook("finish", &self.hooks.finish.clone()).await?;
-        self.set_state(NodeState::Provisioned)?;
+        self.set_state(NodeState::Provisioned).await?;
         crate::audit::provisioning_finished();
         Ok(())
     }
@@ -395,7 +397,7 @@ impl ProvisionerCore {
             });
         }
         self.verify(&password).await?;
-        self.set_state(NodeState::Deprovisioning)?;
+        self.set_state(NodeState::Deprovisioning).await?;
         self.hook("deprovision", &self.hooks.deprovision.clone())
             .await?;
         let modules = self.modules().await?;
@@ -419,14 +421,14 @@ impl ProvisionerCore {
         self.release_all(&modules).await?;
         self.record.password = None;
         self.memo.forget();
-        self.set_state(NodeState::Unprovisioned)?;
+        self.set_state(NodeState::Unprovisioned).await?;
         crate::audit::deprovisioned();
         Ok(())
     }
 
-    pub fn pause(&mut self) -> Result<(), ProvisionError> {
+    pub async fn pause(&mut self) -> Result<(), ProvisionError> {
         match self.record.state {
-            NodeState::Provisioned => self.set_state(NodeState::Paused),
+            NodeState::Provisioned => self.set_state(NodeState::Paused).await,
             state => Err(ProvisionError::WrongState {
                 operation: "Pause",
                 state,
@@ -435,9 +437,9 @@ impl ProvisionerCore {
         }
     }
 
-    pub fn resume(&mut self) -> Result<(), ProvisionError> {
+    pub async fn resume(&mut self) -> Result<(), ProvisionError> {
         match self.record.state {
-            NodeState::Paused => self.set_state(NodeState::Provisioned),
+            NodeState::Paused => self.set_state(NodeState::Provisioned).await,
             state => Err(ProvisionError::WrongState {
                 operation: "Resume",
                 state,

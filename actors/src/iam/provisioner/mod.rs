@@ -134,7 +134,7 @@ impl Handler<PauseNode> for Provisioner {
     type Result = ResponseFuture<Result<(), ProvisionError>>;
 
     fn handle(&mut self, _: PauseNode, _: &mut Context<Self>) -> Self::Result {
-        self.run(|core| Box::pin(async move { core.pause() }))
+        self.run(|core| Box::pin(async move { core.pause().await }))
     }
 }
 
@@ -147,7 +147,7 @@ impl Handler<ResumeNode> for Provisioner {
     type Result = ResponseFuture<Result<(), ProvisionError>>;
 
     fn handle(&mut self, _: ResumeNode, _: &mut Context<Self>) -> Self::Result {
-        self.run(|core| Box::pin(async move { core.resume() }))
+        self.run(|core| Box::pin(async move { core.resume().await }))
     }
 }
 

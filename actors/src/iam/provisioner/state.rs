@@ -110,6 +110,15 @@ impl StateFile {
             .map_err(|e| self.error(e.to_string()))
     }
 
+    /// [`StateFile::store`] on tokio's blocking pool: the write fsyncs the file and its directory, which
+    /// must not stall the caller's arbiter. Returns once the record is durable.
+    pub async fn save(&self, record: &StateRecord) -> Result<(), ProvisionError> {
+        let (file, record) = (self.clone(), record.clone());
+        tokio::task::spawn_blocking(move || file.store(&record))
+            .await
+            .map_err(|e| self.error(format!("state file writer stopped: {e}")))?
+    }
+
     fn error(&self, message: String) -> ProvisionError {
         ProvisionError::StateFile {
             path: self.path.clone(),
