@@ -9,7 +9,8 @@ use crate::der;
 use crate::error::{Error, Result};
 use crate::token::Token;
 
-/// Total time this process spent in `C_GenerateKeyPair`, in nanoseconds (benchmarks compare a whole
+/// Total time this process spent generating key pairs, in nanoseconds: `C_GenerateKeyPair` and, for staged
+/// pairs, the copies to the token and the clean-up, failed attempts included (benchmarks compare a whole
 /// provisioning against the key generation it contains; metrics may export it).
 static KEYGEN_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -57,27 +58,50 @@ impl Token {
     /// decrypt, unwrap or derive.
     ///
     /// The pair is generated as session objects and then copied to the token (see [`stage_key_pair`]); a
-    /// token that refuses either step gets a direct `C_GenerateKeyPair` of token objects instead.
+    /// token that refuses either step gets a direct `C_GenerateKeyPair` of token objects instead. Every
+    /// attempt (the fallback, or a retry on a fresh session after a lost one) draws its own id, so whatever
+    /// a failed attempt may have left on the token never shares an id with the pair returned: it shows up
+    /// in an inventory as keys without a certificate, which the cert validator removes.
     pub fn generate_key_pair(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeyPair> {
-        let mut id = vec![0u8; KEY_ID_LEN];
-        getrandom::fill(&mut id).map_err(|e| Error::Random(e.to_string()))?;
-        let request = KeyRequest {
-            label: label.as_bytes().to_vec(),
-            id: id.clone(),
-            algorithm,
-        };
-        let (public, private) = self.with_session_exclusive(|s| {
+        self.generate(label, algorithm, Placement::Staged)
+    }
+
+    /// A direct `C_GenerateKeyPair` of token objects, bypassing staging: the baseline that benchmarks
+    /// compare [`Token::generate_key_pair`] against. The pair is the same kind of pair.
+    pub fn generate_key_pair_direct(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<KeyPair> {
+        self.generate(label, algorithm, Placement::Token)
+    }
+
+    fn generate(&self, label: &str, algorithm: KeyAlgorithm, way: Placement) -> Result<KeyPair> {
+        let (id, public, private) = self.with_session_exclusive(|s| {
             let started = std::time::Instant::now();
-            let pair = match stage_key_pair(s, &request) {
-                Ok(pair) => Ok(pair),
-                Err(err) => {
-                    tracing::debug!(error = %err, "staged key generation refused; generating on the token");
-                    generate(s, &request, Placement::Token)
-                }
+            let request = |id| KeyRequest {
+                label: label.as_bytes().to_vec(),
+                id,
+                algorithm,
+            };
+            let first = request(fresh_id()?);
+            let pair = match way {
+                Placement::Token => generate(s, &first, Placement::Token),
+                Placement::Staged => match stage_key_pair(s, &first) {
+                    Ok(pair) => Ok(pair),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "staged key generation refused; generating on the token");
+                        let again = request(fresh_id()?);
+                        let pair = generate(s, &again, Placement::Token);
+                        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                        KEYGEN_NANOS.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+                        return pair.map(|(public, private)| (again.id, public, private));
+                    }
+                },
             };
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             KEYGEN_NANOS.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
-            pair
+            pair.map(|(public, private)| (first.id, public, private))
         })?;
         let spki = self.with_session(|s| public_key_info(s, public, algorithm))?;
         tracing::debug!(token = %self.label(), %label, id = %hex::encode(&id), %algorithm, "generated key pair");
@@ -89,25 +113,6 @@ impl Token {
             public,
             spki,
         })
-    }
-
-    /// A direct `C_GenerateKeyPair` of token objects, bypassing staging: the baseline that benchmarks
-    /// compare [`Token::generate_key_pair`] against. Returns the private key's handle.
-    pub fn generate_key_pair_direct(
-        &self,
-        label: &str,
-        algorithm: KeyAlgorithm,
-    ) -> Result<ObjectHandle> {
-        let mut id = vec![0u8; KEY_ID_LEN];
-        getrandom::fill(&mut id).map_err(|e| Error::Random(e.to_string()))?;
-        let request = KeyRequest {
-            label: label.as_bytes().to_vec(),
-            id,
-            algorithm,
-        };
-        let (_, private) =
-            self.with_session_exclusive(|s| generate(s, &request, Placement::Token))?;
-        Ok(private)
     }
 
     /// The key pair with this label and id.
@@ -148,6 +153,13 @@ impl Token {
     }
 }
 
+/// A random `CKA_ID` of [`KEY_ID_LEN`] bytes.
+fn fresh_id() -> Result<Vec<u8>> {
+    let mut id = vec![0u8; KEY_ID_LEN];
+    getrandom::fill(&mut id).map_err(|e| Error::Random(e.to_string()))?;
+    Ok(id)
+}
+
 /// What to generate.
 struct KeyRequest {
     label: Vec<u8>,
@@ -162,6 +174,22 @@ enum Placement {
     Token,
     /// Session objects labelled [`STAGING_LABEL`] without an id, to be copied to the token.
     Staged,
+}
+
+/// The public key's copy in [`stage_key_pair`]; tests can make it fail.
+fn copy_public(
+    s: &Session,
+    staged: ObjectHandle,
+    template: &[Attribute],
+) -> cryptoki::error::Result<ObjectHandle> {
+    #[cfg(test)]
+    if tests::FAIL_PUBLIC_COPY.with(|f| f.get()) {
+        return Err(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::DeviceError,
+            cryptoki::context::Function::CopyObject,
+        ));
+    }
+    s.copy_object(staged, template)
 }
 
 /// Label of a key pair between its generation as session objects and its copy to the token: nothing that
@@ -233,7 +261,7 @@ fn stage_key_pair(s: &Session, request: &KeyRequest) -> Result<(ObjectHandle, Ob
     ];
     let copied = s
         .copy_object(staged_private, &to_token)
-        .and_then(|private| match s.copy_object(staged_public, &to_token) {
+        .and_then(|private| match copy_public(s, staged_public, &to_token) {
             Ok(public) => Ok((public, private)),
             Err(err) => {
                 if let Err(undo) = s.destroy_object(private) {
@@ -315,6 +343,11 @@ fn public_key_info(s: &Session, public: ObjectHandle, algorithm: KeyAlgorithm) -
 mod tests {
     use super::*;
     use crate::testkit::SoftHsm;
+
+    thread_local! {
+        /// Make [`copy_public`] fail on this thread.
+        pub(super) static FAIL_PUBLIC_COPY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
 
     fn bool_attr(token: &Token, object: ObjectHandle, ty: AttributeType) -> Option<bool> {
         token
@@ -426,7 +459,18 @@ mod tests {
             .generate_key_pair_direct("cm", KeyAlgorithm::EccP256)
             .unwrap();
         // A staged pair carries what the token recorded when it generated the key, as a direct one does.
-        for (what, key) in [("staged", staged.private), ("direct", direct)] {
+        for (what, key) in [("staged", staged.private), ("direct", direct.private)] {
+            let mechanism = token
+                .with_session(|s| Ok(s.get_attributes(key, &[AttributeType::KeyGenMechanism])?))
+                .unwrap();
+            assert!(
+                matches!(
+                    mechanism.first(),
+                    Some(Attribute::KeyGenMechanism(m))
+                        if *m == cryptoki::mechanism::MechanismType::ECC_KEY_PAIR_GEN
+                ),
+                "{what}: {mechanism:?}"
+            );
             for ty in [
                 AttributeType::Token,
                 AttributeType::Local,
@@ -454,6 +498,25 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let all = token.with_session(|s| Ok(s.find_objects(&[])?)).unwrap();
         assert_eq!(all.len(), 4, "two pairs and nothing else");
+    }
+
+    #[test]
+    fn a_failed_staging_leaves_nothing_and_the_fallback_pair_is_complete() {
+        let hsm = SoftHsm::new();
+        let token = hsm.token("fallback");
+        FAIL_PUBLIC_COPY.with(|f| f.set(true));
+        let pair = token.generate_key_pair("sm", KeyAlgorithm::EccP256);
+        FAIL_PUBLIC_COPY.with(|f| f.set(false));
+        let pair = pair.unwrap();
+        // The private key copied before the public copy failed was destroyed again, the session objects
+        // too: the token holds the fallback pair and nothing else.
+        let all = token.with_session(|s| Ok(s.find_objects(&[])?)).unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let found = token.key_pair("sm", &pair.id).unwrap();
+        assert_eq!((found.private, found.public), (pair.private, pair.public));
+        assert_eq!(found.spki, pair.spki);
+        let key = crate::TokenKey::new(token.clone(), pair).unwrap();
+        crate::signer::tests::assert_p256_signs(&key, b"fallback pair");
     }
 
     #[test]

@@ -439,7 +439,7 @@ pub(crate) mod tests {
     }
 
     /// Sign `message` with the P-256 `key` and check the signature against its public key.
-    fn assert_p256_signs(key: &TokenKey, message: &[u8]) {
+    pub(crate) fn assert_p256_signs(key: &TokenKey, message: &[u8]) {
         let sig = key
             .sign(SignatureScheme::ECDSA_NISTP256_SHA256, message)
             .unwrap();
