@@ -91,7 +91,9 @@ impl From<ProvisionError> for ApiError {
                 ErrorCode::WrongState
             }
             ProvisionError::Busy => ErrorCode::Busy,
-            ProvisionError::Token { .. } | ProvisionError::Mailbox => ErrorCode::Unavailable,
+            ProvisionError::Token { .. }
+            | ProvisionError::Mailbox
+            | ProvisionError::PasswordCheck(_) => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
         ApiError {

@@ -165,7 +165,10 @@ impl ProvisionerCore {
             return self.record_success().await;
         }
         let matched = match &self.record.password {
-            Some(v) => v.check(password).await,
+            Some(v) => v
+                .check(password)
+                .await
+                .map_err(ProvisionError::PasswordCheck)?,
             None => return Ok(()),
         };
         if matched {

@@ -65,6 +65,9 @@ pub enum ProvisionError {
     /// A fault injected by a test or the simulator (see `ProvisionerOptions::crash_after`).
     #[error("simulated crash after step {0:?}")]
     SimulatedCrash(super::Step),
+    /// The password could not be checked (the worker deriving it stopped); not counted as an attempt.
+    #[error("could not check the provisioning password ({0}); try again")]
+    PasswordCheck(String),
     /// The provisioner actor is gone.
     #[error("provisioner is not running")]
     Mailbox,

@@ -70,13 +70,13 @@ impl Verifier {
             .map_err(|e| format!("password verifier derivation: {e}"))?
     }
 
-    /// [`Verifier::matches`] on tokio's blocking pool (see [`Verifier::derive`]); a derivation that could
-    /// not run counts as no match.
-    pub async fn check(&self, password: &Password) -> bool {
+    /// [`Verifier::matches`] on tokio's blocking pool (see [`Verifier::derive`]). Errors when the
+    /// derivation could not run (the runtime is shutting down): that is no answer, not a mismatch.
+    pub async fn check(&self, password: &Password) -> Result<bool, String> {
         let (verifier, password) = (self.clone(), password.clone());
         tokio::task::spawn_blocking(move || verifier.matches(&password))
             .await
-            .unwrap_or(false)
+            .map_err(|e| format!("password verifier check: {e}"))
     }
 
     /// Whether `password` is the one this verifier was made from (constant time).

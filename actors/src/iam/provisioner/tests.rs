@@ -562,16 +562,26 @@ fn unreadable_state_file_is_an_error_and_aoscore_files_are_understood() {
 async fn password_derivations_leave_the_arbiter_free() {
     let fx = Fixture::new();
     let modules = small_modules(&fx);
-    // A provisioned node whose verifier takes 1M PBKDF2 iterations (100 ms and more): any password check
-    // derives that long.
+    // A provisioned node whose verifier takes 1M PBKDF2 iterations (100 ms and more), with no failed
+    // attempts: checking the right password derives that long and writes nothing.
+    let salt = [7u8; 16];
+    let iterations = 1_000_000;
+    let mut hash = [0u8; 32];
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(iterations).unwrap(),
+        &salt,
+        PASSWORD.as_bytes(),
+        &mut hash,
+    );
     let state_file = StateFile::new(fx.hsm.dir().join("state/provisionstate"));
     state_file
         .store(&StateRecord {
             state: NodeState::Provisioned,
             password: Some(Verifier {
-                salt: "00".repeat(16),
-                iterations: 1_000_000,
-                hash: "00".repeat(32),
+                salt: hex::encode(salt),
+                iterations,
+                hash: hex::encode(hash),
             }),
             ..StateRecord::default()
         })
@@ -595,19 +605,18 @@ async fn password_derivations_leave_the_arbiter_free() {
         })
     };
     let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
-    let err = node
-        .provisioner
+    node.provisioner
         .send(CheckPassword {
-            password: pw("not-the-password"),
+            password: pw(PASSWORD),
         })
         .await
         .unwrap()
-        .unwrap_err();
+        .unwrap();
     let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     heartbeat.await.unwrap();
-    assert!(matches!(err, ProvisionError::WrongPassword), "{err:?}");
-    // Run inline, the derivation would hold the thread and the heartbeat would get a handful of turns.
+    // The derivation is the only slow step of this check (no state write: nothing failed before). Run
+    // inline, it would hold the thread and the heartbeat would get a turn or two.
     assert!(
         during >= 1000,
         "the arbiter ran other tasks only {during} times during a derivation"
