@@ -24,7 +24,7 @@ pub(crate) const BATCH_BYTES: usize = 1024 * 1024;
 pub(crate) const BATCH_COPY_BYTES: usize = 256 * 1024;
 /// Bodies at least this long are not copied into the batch buffer: the stream gets them as their own slice
 /// of a vectored write (TLS copies them once, into its records, as it would any write).
-const ZERO_COPY_BODY: usize = 8 * 1024;
+pub(crate) const ZERO_COPY_BODY: usize = 8 * 1024;
 
 /// Written-and-flushed confirmation of one frame.
 pub(crate) type Written = oneshot::Sender<Result<(), LinkError>>;
@@ -126,8 +126,10 @@ impl Outgoing {
 /// Write frames from `queue` to `io` until the queue closes (then shut down cleanly), a `Close` is
 /// written, or the stream fails (the error is returned).
 ///
-/// Each wake-up drains what is queued, up to [`BATCH_BYTES`], encodes it into one buffer, writes it and
-/// flushes (DESIGN.md pitfall 8: a frame is never left in the TLS buffer while the writer waits for more).
+/// Each wake-up drains what is queued, up to [`BATCH_BYTES`] of bodies or [`BATCH_COPY_BYTES`] copied
+/// into the batch buffer (small frames whole, large ones only their heads: their bodies go out as their own
+/// slices of a vectored write), writes the batch and flushes (DESIGN.md pitfall 8: a frame is never left in
+/// the TLS buffer while the writer waits for more).
 pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut io: W,
     mut queue: Queue,
