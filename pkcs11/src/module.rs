@@ -20,6 +20,8 @@ pub struct Module {
     object_locks: Mutex<HashMap<u64, Arc<RwLock<()>>>>,
     /// Where [`Module::find_slot`] last found a token by label or serial.
     found: Mutex<HashMap<TokenSelector, u64>>,
+    /// Full scans of every slot made so far (diagnostics and tests).
+    scans: std::sync::atomic::AtomicU64,
 }
 
 /// A slot and what its token reports.
@@ -97,6 +99,7 @@ impl Module {
             ctx,
             object_locks: Mutex::new(HashMap::new()),
             found: Mutex::new(HashMap::new()),
+            scans: std::sync::atomic::AtomicU64::new(0),
         });
         modules.insert(key, module.clone());
         Ok(module)
@@ -131,6 +134,8 @@ impl Module {
 
     /// Every slot with a token, in the module's order.
     pub fn tokens(&self) -> Result<Vec<(Slot, TokenDescription)>> {
+        self.scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slots = self.ctx.get_slots_with_token()?;
         let mut out = Vec::with_capacity(slots.len());
         for (slot_index, slot) in slots.into_iter().enumerate() {
@@ -213,6 +218,23 @@ impl Module {
         }
     }
 
+    /// Remember that `token` is in `slot`, under its label and its serial, so that the next
+    /// [`Module::find_slot`] for either tries that slot first (for code that found or made the token
+    /// without `find_slot`, such as [`crate::take_ownership`] after `C_InitToken`).
+    pub(crate) fn remember(&self, slot: Slot, token: &TokenDescription) {
+        if !token.initialized {
+            return;
+        }
+        let mut found = self.found.lock().unwrap_or_else(|p| p.into_inner());
+        found.insert(TokenSelector::Label(token.label.clone()), slot.id());
+        found.insert(TokenSelector::Serial(token.serial.clone()), slot.id());
+    }
+
+    /// How many full scans of the slots this module has made (each reads every token's description).
+    pub fn scans(&self) -> u64 {
+        self.scans.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn not_found(&self, selector: &TokenSelector, tokens: &[(Slot, TokenDescription)]) -> Error {
         let present = if tokens.is_empty() {
             "none".to_owned()
@@ -281,6 +303,33 @@ mod tests {
         assert_eq!(second.label, "a");
         assert_ne!(second.serial, first.serial);
         assert_eq!(module.find_slot(&label("b")).unwrap().1.serial, b.serial);
+    }
+
+    #[test]
+    fn a_token_made_by_take_ownership_is_found_without_a_scan() {
+        use crate::testkit::{SO_PIN, USER_PIN};
+        use crate::{take_ownership, Pin};
+        let hsm = SoftHsm::new();
+        let module = hsm.module();
+        let label = |l: &str| TokenSelector::Label(l.to_owned());
+        for name in ["one", "two", "three"] {
+            let made = take_ownership(
+                &module,
+                &label(name),
+                name,
+                &Pin::new(SO_PIN),
+                &Pin::new(USER_PIN),
+            )
+            .unwrap();
+            let scans = module.scans();
+            let (_, by_label) = module.find_slot(&label(name)).unwrap();
+            let (_, by_serial) = module
+                .find_slot(&TokenSelector::Serial(made.serial.clone()))
+                .unwrap();
+            assert_eq!(by_label.serial, made.serial);
+            assert_eq!(by_serial.label, name);
+            assert_eq!(module.scans(), scans, "{name} was looked up by scanning");
+        }
     }
 
     #[test]

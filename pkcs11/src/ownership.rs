@@ -127,6 +127,7 @@ pub fn take_ownership(
     }
     session.init_pin(&user_pin.auth())?;
     session.logout()?;
+    module.remember(slot, &token);
     tracing::info!(token = %token.label, serial = %token.serial, "took ownership of token");
     Ok(token)
 }
