@@ -7,6 +7,7 @@ use cryptoki::session::Session;
 
 use crate::der;
 use crate::error::{Error, Result};
+use crate::staging;
 use crate::token::Token;
 
 /// Total time this process spent generating key pairs, in nanoseconds: `C_GenerateKeyPair` and, for staged
@@ -85,23 +86,25 @@ impl Token {
                 algorithm,
             };
             let first = request(fresh_id()?);
-            let pair = match way {
-                Placement::Token => generate(s, &first, Placement::Token),
+            let (id, pair) = match way {
+                Placement::Token => {
+                    let pair = generate(s, &first, Placement::Token);
+                    (first.id, pair)
+                }
                 Placement::Staged => match stage_key_pair(s, &first) {
-                    Ok(pair) => Ok(pair),
+                    Ok(pair) => (first.id, Ok(pair)),
                     Err(err) => {
                         tracing::debug!(error = %err, "staged key generation refused; generating on the token");
+                        // A new id: whatever the failed staging left behind must not share it.
                         let again = request(fresh_id()?);
                         let pair = generate(s, &again, Placement::Token);
-                        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                        KEYGEN_NANOS.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
-                        return pair.map(|(public, private)| (again.id, public, private));
+                        (again.id, pair)
                     }
                 },
             };
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             KEYGEN_NANOS.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
-            pair.map(|(public, private)| (first.id, public, private))
+            pair.map(|(public, private)| (id, public, private))
         })?;
         let spki = self.with_session(|s| public_key_info(s, public, algorithm))?;
         tracing::debug!(token = %self.label(), %label, id = %hex::encode(&id), %algorithm, "generated key pair");
@@ -184,12 +187,13 @@ fn copy_public(
 ) -> cryptoki::error::Result<ObjectHandle> {
     #[cfg(test)]
     if tests::FAIL_PUBLIC_COPY.with(|f| f.get()) {
+        staging::discard(s, staged, "staged session key");
         return Err(cryptoki::error::Error::Pkcs11(
             cryptoki::error::RvError::DeviceError,
             cryptoki::context::Function::CopyObject,
         ));
     }
-    s.copy_object(staged, template)
+    staging::promote(s, staged, template)
 }
 
 /// Label of a key pair between its generation as session objects and its copy to the token: nothing that
@@ -241,17 +245,13 @@ fn generate(
     Ok(s.generate_key_pair(&mechanism, &public, &private)?)
 }
 
-/// Generate the pair as session objects, then copy each to the token under its label and id (`C_CopyObject`
-/// with `CKA_TOKEN` true); (public, private) of the token copies.
-///
-/// Why: SoftHSM writes a token object's file once per attribute while `C_GenerateKeyPair` fills it in, but
-/// once per object for a copy. On disk that is 11 ms against 2 ms for a P-256 pair. The copies keep what
-/// the token recorded at generation: `CKA_LOCAL`, `CKA_ALWAYS_SENSITIVE`, `CKA_NEVER_EXTRACTABLE` and
-/// `CKA_KEY_GEN_MECHANISM`, and the private key never leaves the token.
+/// Generate the pair as session objects, then copy each to the token under its label and id (see
+/// `staging.rs`); (public, private) of the token copies. The copies keep what the token recorded at
+/// generation: `CKA_LOCAL`, `CKA_ALWAYS_SENSITIVE`, `CKA_NEVER_EXTRACTABLE` and `CKA_KEY_GEN_MECHANISM`, and
+/// the private key never leaves the token.
 ///
 /// The session objects are destroyed in every case. When the public copy fails, the private copy is
-/// destroyed too; a crash in between leaves at most a private key without a certificate, which an
-/// inventory reports as an orphan. Errors when the token refuses the session generation or the copy.
+/// destroyed too. Errors when the token refuses the session generation or a copy.
 fn stage_key_pair(s: &Session, request: &KeyRequest) -> Result<(ObjectHandle, ObjectHandle)> {
     let (staged_public, staged_private) = generate(s, request, Placement::Staged)?;
     let to_token = [
@@ -259,23 +259,20 @@ fn stage_key_pair(s: &Session, request: &KeyRequest) -> Result<(ObjectHandle, Ob
         Attribute::Label(request.label.clone()),
         Attribute::Id(request.id.clone()),
     ];
-    let copied = s
-        .copy_object(staged_private, &to_token)
-        .and_then(|private| match copy_public(s, staged_public, &to_token) {
-            Ok(public) => Ok((public, private)),
-            Err(err) => {
-                if let Err(undo) = s.destroy_object(private) {
-                    tracing::warn!(error = %undo, "could not destroy a half-copied private key");
-                }
-                Err(err)
-            }
-        });
-    for staged in [staged_private, staged_public] {
-        if let Err(err) = s.destroy_object(staged) {
-            tracing::warn!(error = %err, "could not destroy a staged session key");
+    let private = match staging::promote(s, staged_private, &to_token) {
+        Ok(private) => private,
+        Err(err) => {
+            staging::discard(s, staged_public, "staged session key");
+            return Err(err.into());
+        }
+    };
+    match copy_public(s, staged_public, &to_token) {
+        Ok(public) => Ok((public, private)),
+        Err(err) => {
+            staging::discard(s, private, "half-copied private key");
+            Err(err.into())
         }
     }
-    Ok(copied?)
 }
 
 /// The algorithm of a public key object, from its key type and curve or modulus size.

@@ -24,6 +24,7 @@ pub mod module;
 pub mod ownership;
 pub mod pin;
 pub mod signer;
+mod staging;
 pub mod token;
 pub mod url;
 
