@@ -206,12 +206,7 @@ impl Module {
         let tokens = self.tokens()?;
         match tokens.iter().find(|(_, t)| matches(t)) {
             Some(found) => {
-                if matches!(selector, TokenSelector::Label(_) | TokenSelector::Serial(_)) {
-                    self.found
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(selector.clone(), found.0.id());
-                }
+                self.remember(found.0, &found.1);
                 Ok(Ok(found.clone()))
             }
             None => Ok(Err(tokens)),
@@ -219,8 +214,8 @@ impl Module {
     }
 
     /// Remember that `token` is in `slot`, under its label and its serial, so that the next
-    /// [`Module::find_slot`] for either tries that slot first (for code that found or made the token
-    /// without `find_slot`, such as [`crate::take_ownership`] after `C_InitToken`).
+    /// [`Module::find_slot`] for either tries that slot first: after a scan found it, and after
+    /// [`crate::take_ownership`] made or re-initialised it.
     pub(crate) fn remember(&self, slot: Slot, token: &TokenDescription) {
         if !token.initialized {
             return;
