@@ -10,15 +10,9 @@
 //! this way and need none: their secret grants nothing. Unregistrations that failed are retried.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-
-/// Extra registration attempts per pass while the link to IAM is unavailable (delays 50, 100, … 400 ms:
-/// 1.8 s at most per `apply` or `reconcile`, however many instances it registers).
-const REGISTER_RETRIES: u32 = 8;
-const REGISTER_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 use super::runner::{Ended, ExitReporter, InstanceRunner, RunningInstance};
 use crate::api::sm::{InstanceSpec, InstanceState, InstanceStatus, StatusReport};
@@ -27,6 +21,11 @@ use crate::api::{
 };
 use crate::cm::IamAccess;
 use crate::iam::permissions::{InstanceIdent, Secret};
+
+/// Extra registration attempts per pass while the link to IAM is unavailable (delays 50, 100, … 400 ms:
+/// 1.8 s at most per `apply` or `reconcile`, however many instances it registers).
+const REGISTER_RETRIES: u32 = 8;
+const REGISTER_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One instance the SM looks after.
 struct Instance {
@@ -78,7 +77,7 @@ pub(super) struct SmCore {
     revision: u64,
     /// Waits for an unreachable IAM left in the current pass (`apply` or `reconcile`): the first
     /// registrations of a pass wait for IAM, the rest of the pass fails at once if it stays away.
-    unavailable_retries: AtomicU32,
+    unavailable_retries: u32,
 }
 
 // === impl SmCore ===
@@ -97,7 +96,7 @@ impl SmCore {
             orphans: BTreeSet::new(),
             next_generation: 1,
             revision: 0,
-            unavailable_retries: AtomicU32::new(REGISTER_RETRIES),
+            unavailable_retries: REGISTER_RETRIES,
         }
     }
 
@@ -130,8 +129,7 @@ impl SmCore {
         &mut self,
         desired: Vec<InstanceSpec>,
     ) -> Result<StatusReport, ApiError> {
-        self.unavailable_retries
-            .store(REGISTER_RETRIES, Ordering::Relaxed);
+        self.unavailable_retries = REGISTER_RETRIES;
         let mut wanted = BTreeMap::new();
         for spec in desired {
             if wanted.contains_key(&spec.ident) {
@@ -241,7 +239,7 @@ impl SmCore {
         }
     }
 
-    async fn register(&self, spec: &InstanceSpec) -> Result<Secret, ApiError> {
+    async fn register(&mut self, spec: &InstanceSpec) -> Result<Secret, ApiError> {
         let request = ProtectedRequest::RegisterInstance {
             instance: spec.ident.clone(),
             permissions: spec.permissions.clone(),
@@ -252,11 +250,11 @@ impl SmCore {
         let answer = loop {
             match self.iam.protected(request.clone()).await {
                 Err(e) if e.code == ErrorCode::Unavailable => {
-                    let left = self.unavailable_retries.load(Ordering::Relaxed);
+                    let left = self.unavailable_retries;
                     if left == 0 {
                         return Err(e);
                     }
-                    self.unavailable_retries.store(left - 1, Ordering::Relaxed);
+                    self.unavailable_retries = left - 1;
                     let attempt = REGISTER_RETRIES - left + 1;
                     tracing::debug!(instance = %spec.ident, attempt, "IAM unreachable; registering again shortly: {e}");
                     tokio::time::sleep(REGISTER_RETRY_DELAY * attempt).await;
@@ -328,8 +326,7 @@ impl SmCore {
 
     /// One reconciliation pass (see the module documentation).
     pub(super) async fn reconcile(&mut self) -> Reconciled {
-        self.unavailable_retries
-            .store(REGISTER_RETRIES, Ordering::Relaxed);
+        self.unavailable_retries = REGISTER_RETRIES;
         let mut report = Reconciled::default();
         let orphans: Vec<InstanceIdent> = self.orphans.iter().cloned().collect();
         for ident in orphans {
