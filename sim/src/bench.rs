@@ -127,8 +127,12 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     })
     .await?;
     let start_secs = started.elapsed().as_secs_f64();
-    let keygen = keygen_alone(&unit, KeygenWay::Staged)?;
-    let keygen_direct = keygen_alone(&unit, KeygenWay::Direct)?;
+    let keygen = keygen_alone(&unit, "bench-scratch", Token::generate_key_pair)?;
+    let keygen_direct = keygen_alone(
+        &unit,
+        "bench-scratch-direct",
+        Token::generate_key_pair_direct,
+    )?;
     let verifier = verifier_alone()?;
     let all: Vec<usize> = (0..nodes).collect();
     // The clock starts once the main node's CM reaches the cloud (a start-up cost, not provisioning).
@@ -180,21 +184,13 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     })
 }
 
-/// How [`keygen_alone`] generates.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum KeygenWay {
-    /// [`Token::generate_key_pair`], as provisioning does.
-    Staged,
-    /// [`Token::generate_key_pair_direct`].
-    Direct,
-}
+/// A way of generating a key pair on a token ([`Token::generate_key_pair`] or
+/// [`Token::generate_key_pair_direct`]).
+type Generate = fn(&Token, &str, KeyAlgorithm) -> aos_pkcs11::Result<aos_pkcs11::KeyPair>;
 
-/// One key generation alone: the mean of 20 on a scratch token of the unit's module.
-fn keygen_alone(unit: &SimUnit, way: KeygenWay) -> Result<Duration, UnitError> {
-    let label = match way {
-        KeygenWay::Staged => "bench-scratch",
-        KeygenWay::Direct => "bench-scratch-direct",
-    };
+/// One key generation alone with `generate`: the mean of 20 on a scratch token `label` of the unit's
+/// module.
+fn keygen_alone(unit: &SimUnit, label: &str, generate: Generate) -> Result<Duration, UnitError> {
     let pin = Pin::new("bench-user-1234");
     let err = |e: aos_pkcs11::Error| UnitError::op(label, e);
     aos_pkcs11::take_ownership(
@@ -214,18 +210,7 @@ fn keygen_alone(unit: &SimUnit, way: KeygenWay) -> Result<Duration, UnitError> {
     let rounds = 20;
     let started = Instant::now();
     for _ in 0..rounds {
-        match way {
-            KeygenWay::Staged => {
-                token
-                    .generate_key_pair("scratch", KeyAlgorithm::EccP256)
-                    .map_err(err)?;
-            }
-            KeygenWay::Direct => {
-                token
-                    .generate_key_pair_direct("scratch", KeyAlgorithm::EccP256)
-                    .map_err(err)?;
-            }
-        }
+        generate(&token, "scratch", KeyAlgorithm::EccP256).map_err(err)?;
     }
     let each = started.elapsed() / rounds;
     std::mem::forget(token);
