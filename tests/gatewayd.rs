@@ -237,8 +237,11 @@ fn check_config_names_file_line_and_key() {
 #[test]
 fn a_port_in_use_is_a_clear_error() {
     let root = tempfile::tempdir().unwrap();
-    let node = NodeDir::new(root.path(), "main");
-    let taken = TcpListener::bind(("127.0.0.1", node.public)).unwrap();
+    let mut node = NodeDir::new(root.path(), "main");
+    // Hold the port from the start: a port found free and bound again later can be taken in between (by
+    // an outgoing connection of a test running alongside).
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    node.public = taken.local_addr().unwrap().port();
     let ca = tempfile::tempdir().unwrap();
     aosctl(&[
         "ca",
