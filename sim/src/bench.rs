@@ -1,9 +1,10 @@
 //! Benchmark figures for a unit of `n` nodes: the time to provision it against the key-generation bound,
 //! memory per node, and permission checks per second (`aos-sim --bench 10,100,1000`).
 //!
-//! The bound: a unit of `n` nodes needs `3n` P-256 key pairs on its tokens; generating one alone on this
-//! machine takes `k` (measured first, serially, on a scratch token), so no schedule provisions the unit in
-//! less than `3n·k / cores`. The ratio says how close cloud-driven provisioning gets.
+//! The bound: provisioning generates one key pair per certificate module of every node (the unit's
+//! [`KeyProfile`] says which, in which algorithm). One generation of each algorithm alone on this machine
+//! is measured first, serially, on a scratch token; the sum over the unit's modules divided by the cores
+//! is a time no schedule can beat. The ratio says how close cloud-driven provisioning gets.
 
 use std::time::{Duration, Instant};
 
@@ -12,17 +13,34 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::scenario::LinkKind;
-use crate::unit::{service_ident, service_spec, SimUnit, UnitError, UnitOptions, PATIENCE};
+use crate::unit::{
+    service_ident, service_spec, KeyProfile, SimUnit, UnitError, UnitOptions, PATIENCE,
+};
 
 /// How to benchmark.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// Link kind of the unit.
     pub link: LinkKind,
+    /// Certificate modules and key algorithms of its nodes.
+    pub keys: KeyProfile,
     /// Secondaries provisioned at once.
     pub parallel: usize,
     /// Seconds of permission checks.
     pub check_secs: f64,
+}
+
+/// The key generations of one algorithm in a unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeygenFigure {
+    /// The algorithm.
+    pub algorithm: String,
+    /// Key pairs of it the unit's provisioning generates.
+    pub keys: usize,
+    /// One generation alone, staged as provisioning does it, milliseconds (mean).
+    pub staged_ms: f64,
+    /// One generation alone, direct, milliseconds (mean).
+    pub direct_ms: f64,
 }
 
 /// The figures of one unit size.
@@ -36,19 +54,20 @@ pub struct BenchFigures {
     pub start_secs: f64,
     /// Provisioning every node through the cloud, seconds.
     pub provision_secs: f64,
-    /// One P-256 key generation alone as provisioning does it (staged: session objects copied to the
-    /// token), milliseconds.
-    pub keygen_ms: f64,
+    /// The key profile of the nodes.
+    pub profile: String,
+    /// Key pairs generated while provisioning, per algorithm, and one generation of that algorithm alone
+    /// as provisioning does it (staged: session objects copied to the token), milliseconds.
+    pub keygens: Vec<KeygenFigure>,
     /// Key pairs generated while provisioning.
     pub keys: usize,
-    /// The bound: keys × keygen / cores, seconds.
+    /// The bound: Σ keys × keygen / cores, seconds.
     pub bound_secs: f64,
     /// provision / bound.
     pub ratio: f64,
-    /// One P-256 key generation alone the usual PKCS#11 way, milliseconds: a direct `C_GenerateKeyPair` of
-    /// token objects, which on SoftHSM costs several times the staged generation the runtime uses.
-    pub keygen_direct_ms: f64,
-    /// keys × direct keygen / cores, seconds: the bound had the keys been generated directly.
+    /// Σ keys × direct keygen / cores, seconds: the bound had the keys been generated the usual PKCS#11
+    /// way, a direct `C_GenerateKeyPair` of token objects, which on SoftHSM costs several times the staged
+    /// generation for elliptic curves.
     pub direct_bound_secs: f64,
     /// provision / direct bound.
     pub direct_ratio: f64,
@@ -84,16 +103,16 @@ impl std::fmt::Display for BenchFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "nodes {:>5} | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} keys × {:.1} ms / {} cores) = {:.2}× (direct-keygen bound × {:.1} ms: {:.2}s, {:.2}×; floor with {} verifiers × {:.1} ms: {:.2}s, {:.2}×), CPU {:.0}% of {} cores | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
+            "nodes {:>5} ({}) | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} / {} cores) = {:.2}× (direct-keygen bound ({}): {:.2}s, {:.2}×; floor with {} verifiers × {:.1} ms: {:.2}s, {:.2}×), CPU {:.0}% of {} cores | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
             self.nodes,
+            self.profile,
             self.start_secs,
             self.provision_secs,
             self.bound_secs,
-            self.keys,
-            self.keygen_ms,
+            self.keygen_terms(|k| k.staged_ms),
             self.cores,
             self.ratio,
-            self.keygen_direct_ms,
+            self.keygen_terms(|k| k.direct_ms),
             self.direct_bound_secs,
             self.direct_ratio,
             self.nodes,
@@ -116,6 +135,18 @@ impl std::fmt::Display for BenchFigures {
     }
 }
 
+impl BenchFigures {
+    /// `300 × ECDSA P-384 1.2 ms + 101 × RSA-2048 125.0 ms`, with `ms` picking which time.
+    fn keygen_terms(&self, ms: impl Fn(&KeygenFigure) -> f64) -> String {
+        let terms: Vec<String> = self
+            .keygens
+            .iter()
+            .map(|k| format!("{} × {} {:.1} ms", k.keys, k.algorithm, ms(k)))
+            .collect();
+        terms.join(" + ")
+    }
+}
+
 /// Build a unit of `nodes`, provision it, check permissions, and measure. Must run in an actix system.
 pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures, UnitError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -123,16 +154,12 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     let unit = SimUnit::start(UnitOptions {
         nodes,
         link: options.link,
+        keys: options.keys,
         ..UnitOptions::default()
     })
     .await?;
     let start_secs = started.elapsed().as_secs_f64();
-    let keygen = keygen_alone(&unit, "bench-scratch", Token::generate_key_pair)?;
-    let keygen_direct = keygen_alone(
-        &unit,
-        "bench-scratch-direct",
-        Token::generate_key_pair_direct,
-    )?;
+    let keygens = keygens_alone(&unit)?;
     let verifier = verifier_alone()?;
     let all: Vec<usize> = (0..nodes).collect();
     // The clock starts once the main node's CM reaches the cloud (a start-up cost, not provisioning).
@@ -149,9 +176,12 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
         .iter()
         .find_map(|(_, r)| r.as_ref().err())
         .map(ToString::to_string);
-    let keys: usize = unit.nodes.iter().map(|n| n.cert_types.len()).sum();
-    let bound_secs = keys as f64 * keygen.as_secs_f64() / cores as f64;
-    let direct_bound_secs = keys as f64 * keygen_direct.as_secs_f64() / cores as f64;
+    let keys: usize = keygens.iter().map(|k| k.keys).sum();
+    let sum_ms = |ms: fn(&KeygenFigure) -> f64| -> f64 {
+        keygens.iter().map(|k| k.keys as f64 * ms(k)).sum::<f64>() / 1000.0
+    };
+    let bound_secs = sum_ms(|k| k.staged_ms) / cores as f64;
+    let direct_bound_secs = sum_ms(|k| k.direct_ms) / cores as f64;
     let floor_secs = bound_secs + nodes as f64 * verifier.as_secs_f64() / cores as f64;
     let (rss_mib, peak_rss_mib) = memory();
     let (checks_per_sec, check_errors) =
@@ -162,11 +192,11 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
         cores,
         start_secs,
         provision_secs,
-        keygen_ms: keygen.as_secs_f64() * 1000.0,
+        profile: options.keys.to_string(),
+        keygens,
         keys,
         bound_secs,
         ratio: provision_secs / bound_secs.max(1e-9),
-        keygen_direct_ms: keygen_direct.as_secs_f64() * 1000.0,
         direct_bound_secs,
         direct_ratio: provision_secs / direct_bound_secs.max(1e-9),
         verifier_ms: verifier.as_secs_f64() * 1000.0,
@@ -184,13 +214,60 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     })
 }
 
+/// The unit's key generations per algorithm, each timed alone, staged and direct, on scratch tokens.
+fn keygens_alone(unit: &SimUnit) -> Result<Vec<KeygenFigure>, UnitError> {
+    let mut counts: Vec<(KeyAlgorithm, usize)> = Vec::new();
+    for module in unit.nodes.iter().flat_map(|n| &n.config.cert_modules) {
+        match counts.iter_mut().find(|(a, _)| *a == module.algorithm) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((module.algorithm, 1)),
+        }
+    }
+    let mut out = Vec::with_capacity(counts.len());
+    for (i, (algorithm, keys)) in counts.into_iter().enumerate() {
+        // RSA key generation time varies a lot with the luck of the primes: take more of them.
+        let rounds = if algorithm == KeyAlgorithm::Rsa2048 {
+            40
+        } else {
+            20
+        };
+        let staged = keygen_alone(
+            unit,
+            &format!("bench-scratch-{i}"),
+            algorithm,
+            rounds,
+            Token::generate_key_pair,
+        )?;
+        let direct = keygen_alone(
+            unit,
+            &format!("bench-scratch-{i}-direct"),
+            algorithm,
+            rounds,
+            Token::generate_key_pair_direct,
+        )?;
+        out.push(KeygenFigure {
+            algorithm: algorithm.to_string(),
+            keys,
+            staged_ms: staged.as_secs_f64() * 1000.0,
+            direct_ms: direct.as_secs_f64() * 1000.0,
+        });
+    }
+    Ok(out)
+}
+
 /// A way of generating a key pair on a token ([`Token::generate_key_pair`] or
 /// [`Token::generate_key_pair_direct`]).
 type Generate = fn(&Token, &str, KeyAlgorithm) -> aos_pkcs11::Result<aos_pkcs11::KeyPair>;
 
-/// One key generation alone with `generate`: the mean of 20 on a scratch token `label` of the unit's
-/// module.
-fn keygen_alone(unit: &SimUnit, label: &str, generate: Generate) -> Result<Duration, UnitError> {
+/// One `algorithm` key generation alone with `generate`: the mean of `rounds` on a scratch token `label`
+/// of the unit's module.
+fn keygen_alone(
+    unit: &SimUnit,
+    label: &str,
+    algorithm: KeyAlgorithm,
+    rounds: u32,
+    generate: Generate,
+) -> Result<Duration, UnitError> {
     let pin = Pin::new("bench-user-1234");
     let err = |e: aos_pkcs11::Error| UnitError::op(label, e);
     aos_pkcs11::take_ownership(
@@ -207,10 +284,9 @@ fn keygen_alone(unit: &SimUnit, label: &str, generate: Generate) -> Result<Durat
         pin,
     )
     .map_err(err)?;
-    let rounds = 20;
     let started = Instant::now();
     for _ in 0..rounds {
-        generate(&token, "scratch", KeyAlgorithm::EccP256).map_err(err)?;
+        generate(&token, "scratch", algorithm).map_err(err)?;
     }
     let each = started.elapsed() / rounds;
     std::mem::forget(token);

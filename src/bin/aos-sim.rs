@@ -13,7 +13,7 @@ use aos_sim::bench::{self, BenchOptions};
 use aos_sim::report::{html, summary};
 use aos_sim::rng::fresh_seed;
 use aos_sim::run::{self, RunOptions};
-use aos_sim::scenario::{LinkKind, Scenario};
+use aos_sim::scenario::{KeyProfile, LinkKind, Scenario};
 use clap::Parser;
 
 /// Run an aos-edge unit in one process through a scenario, and check it.
@@ -26,6 +26,11 @@ struct Args {
     /// How secondaries reach the main node: tcp, unix or vchan; overrides the scenario's.
     #[arg(long)]
     link: Option<LinkKind>,
+    /// Certificate modules and key algorithms of every node: aoscore (AosCore's shipped set: ECDSA P-384,
+    /// RSA-2048 for `offline` and the self-signed `diskencryption`) or p256 (three ECDSA P-256 types, the
+    /// cheapest); overrides the scenario's.
+    #[arg(long)]
+    keys: Option<KeyProfile>,
     /// Scenario file (TOML, see docs/sim.md); default: the built-in story.
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
@@ -74,6 +79,9 @@ fn main() -> ExitCode {
     }
     if let Some(link) = args.link {
         scenario.unit.link = link;
+    }
+    if let Some(keys) = args.keys {
+        scenario.unit.keys = keys;
     }
     let seed = args.seed.unwrap_or_else(fresh_seed);
     let plan = match scenario.resolve(seed) {
@@ -136,6 +144,7 @@ fn main() -> ExitCode {
 fn bench_main(args: &Args, sizes: &[usize]) -> ExitCode {
     let options = BenchOptions {
         link: args.link.unwrap_or(LinkKind::Tcp),
+        keys: args.keys.unwrap_or_default(),
         parallel: args.parallel,
         check_secs: args.bench_checks_secs,
     };

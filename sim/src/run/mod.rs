@@ -68,6 +68,7 @@ pub async fn run(
         nodes: plan.nodes,
         link: scenario.unit.link,
         cert_lifetime: scenario.unit.cert_lifetime,
+        keys: scenario.unit.keys,
         ..UnitOptions::default()
     })
     .await?;

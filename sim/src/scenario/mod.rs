@@ -11,6 +11,8 @@ mod plan;
 
 use std::time::Duration;
 
+pub use crate::unit::KeyProfile;
+
 pub use error::ScenarioError;
 pub use plan::{schedule, FaultEvent, Plan, PlannedAction, PlannedStep};
 
@@ -50,6 +52,8 @@ pub struct UnitSpec {
     /// Whether the simulated cloud renews the secondaries' certificates at half their lifetime (the main
     /// node renews its own through its validator).
     pub cloud_renews: bool,
+    /// The certificate modules and key algorithms of every node (`--keys` overrides).
+    pub keys: KeyProfile,
 }
 
 impl Default for UnitSpec {
@@ -59,6 +63,7 @@ impl Default for UnitSpec {
             link: LinkKind::Tcp,
             cert_lifetime: None,
             cloud_renews: true,
+            keys: KeyProfile::default(),
         }
     }
 }

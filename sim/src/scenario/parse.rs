@@ -84,7 +84,10 @@ fn unit(t: &Fields) -> Result<UnitSpec, ScenarioError> {
     if let Some(b) = t.bool("cloud_renews")? {
         spec.cloud_renews = b;
     }
-    t.no_others(&["nodes", "link", "cert_lifetime", "cloud_renews"])?;
+    if let Some(keys) = t.str("keys")? {
+        spec.keys = keys.parse().map_err(|m: String| t.invalid("keys", &m))?;
+    }
+    t.no_others(&["nodes", "link", "cert_lifetime", "cloud_renews", "keys"])?;
     Ok(spec)
 }
 

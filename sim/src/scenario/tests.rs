@@ -17,6 +17,7 @@ fn message(text: &str) -> String {
 fn the_built_in_and_shipped_scenarios_parse_and_resolve() {
     let default = Scenario::default_scenario();
     assert_eq!(default.unit.nodes, 3);
+    assert_eq!(default.unit.keys, KeyProfile::AosCore);
     assert!(default.resolve(1).is_ok());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut seen = 0;
@@ -37,6 +38,7 @@ name = "x"
 [unit]
 nodes = 4
 link = "vchan"
+keys = "p256"
 cert_lifetime = "10s"
 cloud_renews = false
 [checks]
@@ -68,7 +70,8 @@ duration = "500ms"
         Action::Provision(Some(vec![NodeRef::Name("main".into()), NodeRef::Index(2)]))
     );
     assert_eq!(s.steps[1].at, Some(Duration::from_secs(3)));
-    assert_eq!(s.steps[1].origin.line, 14);
+    assert_eq!(s.unit.keys, KeyProfile::P256);
+    assert_eq!(s.steps[1].origin.line, 15);
     assert!(matches!(&s.steps[2].action, Action::Fault(f) if f.kind == FaultKind::Crash));
     let plan = s.resolve(0).unwrap();
     assert_eq!(plan.steps[0].action, PlannedAction::Provision(vec![0, 2]));
@@ -104,6 +107,10 @@ fn malformed_scenarios_name_file_line_and_key() {
     );
     assert!(message("[unit]\nlink = \"carrier-pigeon\"\n")
         .starts_with("test.toml:2: unit.link: unknown link"));
+    assert_eq!(
+        message("[unit]\nnodes = 2\nkeys = \"rsa\"\n"),
+        "test.toml:3: unit.keys: unknown key profile \"rsa\": use aoscore or p256"
+    );
     assert!(message("[unit\nnodes = 3\n").starts_with("test.toml:1: not TOML"));
 }
 

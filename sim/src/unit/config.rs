@@ -1,17 +1,12 @@
-//! The configuration of each simulated node: loopback endpoints, fast reconnects, P-256 modules on the
-//! node's token in the unit's module.
+//! The configuration of each simulated node: loopback endpoints, fast reconnects, the modules of its
+//! [`KeyProfile`] on the node's token in the unit's module.
 
 use std::path::Path;
 use std::time::Duration;
 
-use aos_config::{
-    CertModuleConfig, Config, ExtendedKeyUsage, KeyAlgorithm, NodeConfig, NodeRole, Pkcs11Params,
-};
+use aos_config::{CertModuleConfig, Config, ExtendedKeyUsage, NodeConfig, NodeRole, Pkcs11Params};
 
-/// The cert types of the main node (`iam` last, the order renewals apply them).
-pub const MAIN_CERTS: [&str; 3] = ["cm", "sm", "iam"];
-/// The cert types of a secondary node.
-pub const SECONDARY_CERTS: [&str; 3] = ["mp", "sm", "iam"];
+use super::profile::{KeyProfile, ModuleSpec};
 
 /// A node's configuration. `dir` is its own directory (state, PIN file, permission store).
 pub(super) fn node_config(
@@ -21,6 +16,7 @@ pub(super) fn node_config(
     dir: &Path,
     ca: &Path,
     library: &Path,
+    profile: KeyProfile,
 ) -> Config {
     let role = if main {
         NodeRole::Main
@@ -37,10 +33,10 @@ pub(super) fn node_config(
     config.transport.reconnect_backoff_max = Duration::from_millis(300);
     config.sm.reconcile_interval = Duration::from_secs(1);
     config.sm.enabled = true;
-    let types = if main { MAIN_CERTS } else { SECONDARY_CERTS };
-    config.cert_modules = types
+    config.cert_modules = profile
+        .modules(main)
         .iter()
-        .map(|id| module(id, name, &dir.join(format!("{name}.pin")), library))
+        .map(|spec| module(spec, name, &dir.join(format!("{name}.pin")), library))
         .collect();
     config
 }
@@ -49,12 +45,21 @@ fn loopback0() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// A P-256 module (fast key generation) on token `token`, serverAuth + clientAuth.
-fn module(id: &str, token: &str, pin: &Path, library: &Path) -> CertModuleConfig {
+/// `spec` on token `token`. As in AosCore's shipped set, the types components talk TLS with carry
+/// serverAuth + clientAuth, the cloud-facing `online`/`offline` none, and a self-signed module keeps one
+/// certificate.
+fn module(spec: &ModuleSpec, token: &str, pin: &Path, library: &Path) -> CertModuleConfig {
     let mut params = Pkcs11Params::new(library);
     params.token_label = Some(token.to_owned());
     params.user_pin_path = Some(pin.to_owned());
-    let mut module = CertModuleConfig::new(id, KeyAlgorithm::EccP256, params);
-    module.extended_key_usage = vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
+    let mut module = CertModuleConfig::new(spec.id, spec.algorithm, params);
+    if ["iam", "sm", "cm", "mp"].contains(&spec.id) {
+        module.extended_key_usage =
+            vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
+    }
+    if spec.self_signed {
+        module.self_signed = true;
+        module.max_items = 1;
+    }
     module
 }

@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod node;
 mod ops;
+mod profile;
 mod proxy;
 
 use std::cell::RefCell;
@@ -30,10 +31,10 @@ use crate::cloud::{CaOptions, CaPolicy, CloudCa};
 use crate::scenario::{node_name, LinkKind};
 use crate::tokens::TokenStore;
 
-pub use config::{MAIN_CERTS, SECONDARY_CERTS};
 pub use error::UnitError;
 pub use node::{CertView, SimNode};
 pub use ops::{service_ident, service_spec, PATIENCE};
+pub use profile::{KeyProfile, ModuleSpec};
 pub use proxy::LinkProxy;
 
 /// The unit id of simulated units.
@@ -54,6 +55,8 @@ pub struct UnitOptions {
     pub workers: usize,
     /// Where the unit keeps its files; `None`: a temporary directory removed at the end.
     pub dir: Option<PathBuf>,
+    /// The certificate modules and key algorithms of every node.
+    pub keys: KeyProfile,
 }
 
 impl Default for UnitOptions {
@@ -64,6 +67,7 @@ impl Default for UnitOptions {
             cert_lifetime: None,
             workers: 1,
             dir: None,
+            keys: KeyProfile::default(),
         }
     }
 }
@@ -177,8 +181,15 @@ impl SimUnit {
     async fn start_main(&mut self, ca: &Path) -> Result<(), UnitError> {
         let name = node_name(0);
         let dir = self.node_dir(&name)?;
-        let mut config =
-            config::node_config(UNIT_ID, &name, true, &dir, ca, &self.tokens.library());
+        let mut config = config::node_config(
+            UNIT_ID,
+            &name,
+            true,
+            &dir,
+            ca,
+            &self.tokens.library(),
+            self.options.keys,
+        );
         config.cm.enabled = true;
         config.cm.cloud_addr = Some(self.cloud.local_addr().to_string());
         config.cm.cloud_server_name = Some(DEFAULT_SERVER_NAME.to_owned());
@@ -205,7 +216,7 @@ impl SimUnit {
             config,
             runner,
             proxy: None,
-            cert_types: MAIN_CERTS.iter().map(|s| (*s).to_owned()).collect(),
+            cert_types: self.options.keys.issued_types(true),
             node: RefCell::new(None),
             options,
             pin_path: dir.join(format!("{name}.pin")),
@@ -254,8 +265,15 @@ impl SimUnit {
         let proxy = LinkProxy::start(&listen, self.mp_addr()?)
             .await
             .map_err(|e| UnitError::Link(e.to_string()))?;
-        let mut config =
-            config::node_config(UNIT_ID, &name, false, &dir, ca, &self.tokens.library());
+        let mut config = config::node_config(
+            UNIT_ID,
+            &name,
+            false,
+            &dir,
+            ca,
+            &self.tokens.library(),
+            self.options.keys,
+        );
         config.mp.main_addr = Some(proxy.local_addr().to_string());
         let runner = SimulatedRunner::default();
         let options = node::node_options(&runner, self.options.workers);
@@ -265,7 +283,7 @@ impl SimUnit {
             config,
             runner,
             proxy: Some(proxy),
-            cert_types: SECONDARY_CERTS.iter().map(|s| (*s).to_owned()).collect(),
+            cert_types: self.options.keys.issued_types(false),
             node: RefCell::new(None),
             options,
             pin_path: dir.join(format!("{name}.pin")),

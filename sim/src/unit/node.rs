@@ -26,7 +26,8 @@ pub struct SimNode {
     pub runner: SimulatedRunner,
     /// The cut point of its MP link (secondaries).
     pub proxy: Option<LinkProxy>,
-    /// The cert types it has (`iam` last: the order renewals apply them).
+    /// The cert types the cloud's CA issues it (`iam` last: the order renewals apply them); its
+    /// configuration's `cert_modules` has every type, self-signed ones too.
     pub cert_types: Vec<String>,
     pub(super) node: RefCell<Option<Node>>,
     pub(super) options: NodeOptions,

@@ -405,8 +405,12 @@ impl SimUnit {
     /// What node `index`'s token holds under its cert types.
     pub fn token_contents(&self, index: usize) -> Result<TokenContents, UnitError> {
         let node = &self.nodes[index];
-        Ok(self
-            .tokens
-            .contents(&node.name, node.user_pin(), &node.cert_types)?)
+        let types: Vec<String> = node
+            .config
+            .cert_modules
+            .iter()
+            .map(|m| m.id.clone())
+            .collect();
+        Ok(self.tokens.contents(&node.name, node.user_pin(), &types)?)
     }
 }

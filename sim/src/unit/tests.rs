@@ -83,10 +83,23 @@ async fn a_unit_provisions_serves_and_recovers_from_each_fault() {
     })
     .await;
 
-    // Tokens hold complete sets only; a deprovisioned node's token holds nothing.
+    // Tokens hold complete sets only, one per module of the (default) AosCore profile, the self-signed
+    // RSA `diskencryption` included; a deprovisioned node's token holds nothing.
     let contents = unit.token_contents(2).unwrap();
     assert!(contents.leftovers.is_empty(), "{contents:?}");
-    assert_eq!(contents.complete.len(), 3, "{contents:?}");
+    let types: Vec<&str> = contents.complete.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["mp", "sm", "iam", "diskencryption"], "{contents:?}");
+    let main: Vec<String> = unit
+        .token_contents(0)
+        .unwrap()
+        .complete
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        main,
+        ["online", "offline", "cm", "sm", "iam", "diskencryption"]
+    );
     unit.deprovision(2).await.unwrap();
     assert_eq!(unit.nodes[2].status().unwrap().0, NodeState::Unprovisioned);
     assert_eq!(unit.token_contents(2).unwrap().total(), 0);
@@ -94,15 +107,19 @@ async fn a_unit_provisions_serves_and_recovers_from_each_fault() {
 }
 
 #[actix_rt::test]
-async fn a_service_on_the_main_node_runs_and_its_secret_validates() {
+async fn a_service_on_the_main_node_of_a_p256_unit_runs_and_its_secret_validates() {
     let unit = SimUnit::start(UnitOptions {
         nodes: 1,
+        keys: KeyProfile::P256,
         ..UnitOptions::default()
     })
     .await
     .unwrap();
     let results = unit.provision(&[0], 1).await;
     assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    let contents = unit.token_contents(0).unwrap();
+    let types: Vec<&str> = contents.complete.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["cm", "sm", "iam"], "{contents:?}");
     let grant = vec![("get".to_owned(), "r".to_owned())];
     let statuses = unit
         .deploy(0, vec![service_spec("logger", "vis", &grant)])
