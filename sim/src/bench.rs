@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::scenario::LinkKind;
+use crate::tokens::TokenStore;
 use crate::unit::{
     service_ident, service_spec, KeyProfile, SimUnit, UnitError, UnitOptions, PATIENCE,
 };
@@ -65,6 +66,14 @@ pub struct BenchFigures {
     pub bound_secs: f64,
     /// provision / bound.
     pub ratio: f64,
+    /// CPU time the run's own key generations took (the generating threads' CPU, staging included),
+    /// seconds: the same keys as the bound, without the luck of sampling (an RSA-2048 generation takes
+    /// anywhere from 50 to 400 ms with the primes it draws).
+    pub keygen_cpu_secs: f64,
+    /// The run's own bound: `keygen_cpu_secs / cores`, seconds.
+    pub run_bound_secs: f64,
+    /// provision / run bound.
+    pub run_ratio: f64,
     /// Σ keys × direct keygen / cores, seconds: the bound had the keys been generated the usual PKCS#11
     /// way, a direct `C_GenerateKeyPair` of token objects, which on SoftHSM costs several times the staged
     /// generation for elliptic curves.
@@ -80,6 +89,10 @@ pub struct BenchFigures {
     pub floor_ratio: f64,
     /// Σ of the key generations' own durations while provisioning (they slow down when they contend), s.
     pub keygen_sum_secs: f64,
+    /// TLS handshakes completed while provisioning, both ends counted (every end is in this process).
+    pub handshakes: u64,
+    /// TLS handshakes refused while provisioning, either end.
+    pub handshakes_refused: u64,
     /// CPU time the process used while provisioning (all threads, user + system), seconds: compared
     /// with `cores × provision_secs` it tells whether provisioning was CPU-bound.
     pub provision_cpu_secs: f64,
@@ -103,7 +116,7 @@ impl std::fmt::Display for BenchFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "nodes {:>5} ({}) | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} / {} cores) = {:.2}× (direct-keygen bound ({}): {:.2}s, {:.2}×; floor with {} verifiers × {:.1} ms: {:.2}s, {:.2}×), CPU {:.0}% of {} cores | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
+            "nodes {:>5} ({}) | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} / {} cores) = {:.2}× (the run's own keygens: {:.2}s CPU / {} cores = {:.2}s, {:.2}×; direct-keygen bound ({}): {:.2}s, {:.2}×; floor with {} verifiers × {:.1} ms: {:.2}s, {:.2}×), CPU {:.0}% of {} cores, {} handshakes ({} refused) | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
             self.nodes,
             self.profile,
             self.start_secs,
@@ -112,6 +125,10 @@ impl std::fmt::Display for BenchFigures {
             self.keygen_terms(|k| k.staged_ms),
             self.cores,
             self.ratio,
+            self.keygen_cpu_secs,
+            self.cores,
+            self.run_bound_secs,
+            self.run_ratio,
             self.keygen_terms(|k| k.direct_ms),
             self.direct_bound_secs,
             self.direct_ratio,
@@ -121,6 +138,8 @@ impl std::fmt::Display for BenchFigures {
             self.floor_ratio,
             100.0 * self.provision_cpu_secs / (self.provision_secs * self.cores as f64).max(1e-9),
             self.cores,
+            self.handshakes,
+            self.handshakes_refused,
             self.rss_mib,
             self.peak_rss_mib,
             self.rss_per_node_mib,
@@ -150,6 +169,9 @@ impl BenchFigures {
 /// Build a unit of `nodes`, provision it, check permissions, and measure. Must run in an actix system.
 pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures, UnitError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Measured before the unit exists: timing them alone on the unit's arbiter would stall every node's
+    // actors meanwhile, and their time-outs would fire into the provisioning.
+    let keygens = keygens_alone(options.keys, nodes)?;
     let started = Instant::now();
     let unit = SimUnit::start(UnitOptions {
         nodes,
@@ -159,18 +181,26 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     })
     .await?;
     let start_secs = started.elapsed().as_secs_f64();
-    let keygens = keygens_alone(&unit)?;
     let verifier = verifier_alone()?;
     let all: Vec<usize> = (0..nodes).collect();
     // The clock starts once the main node's CM reaches the cloud (a start-up cost, not provisioning).
     unit.wait_registered(&[0]).await?;
     let keygen_before = aos_pkcs11::keys::keygen_time();
+    let keygen_cpu_before = aos_pkcs11::keys::keygen_cpu_time();
+    let handshakes_before = aos_transport::tls::handshake_stats();
     let cpu_before = cpu_secs();
     let started = Instant::now();
     let results = unit.provision(&all, options.parallel).await;
     let provision_secs = started.elapsed().as_secs_f64();
     let provision_cpu_secs = cpu_secs() - cpu_before;
+    let handshakes_after = aos_transport::tls::handshake_stats();
+    let refused =
+        |h: &aos_transport::tls::HandshakeStats| -> u64 { h.refused.iter().map(|(_, n)| n).sum() };
+    let handshakes = handshakes_after.completed - handshakes_before.completed;
+    let handshakes_refused = refused(&handshakes_after) - refused(&handshakes_before);
     let keygen_sum_secs = (aos_pkcs11::keys::keygen_time() - keygen_before).as_secs_f64();
+    let keygen_cpu_secs = (aos_pkcs11::keys::keygen_cpu_time() - keygen_cpu_before).as_secs_f64();
+    let run_bound_secs = keygen_cpu_secs / cores as f64;
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     let first_failure = results
         .iter()
@@ -197,12 +227,17 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
         keys,
         bound_secs,
         ratio: provision_secs / bound_secs.max(1e-9),
+        keygen_cpu_secs,
+        run_bound_secs,
+        run_ratio: provision_secs / run_bound_secs.max(1e-9),
         direct_bound_secs,
         direct_ratio: provision_secs / direct_bound_secs.max(1e-9),
         verifier_ms: verifier.as_secs_f64() * 1000.0,
         floor_secs,
         floor_ratio: provision_secs / floor_secs.max(1e-9),
         keygen_sum_secs,
+        handshakes,
+        handshakes_refused,
         provision_cpu_secs,
         rss_mib,
         peak_rss_mib,
@@ -214,15 +249,25 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     })
 }
 
-/// The unit's key generations per algorithm, each timed alone, staged and direct, on scratch tokens.
-fn keygens_alone(unit: &SimUnit) -> Result<Vec<KeygenFigure>, UnitError> {
+/// The key generations of a unit of `nodes` with `profile`, per algorithm, each timed alone, staged and
+/// direct, on scratch tokens of a SoftHSM store of their own (in `TMPDIR`, like the unit's).
+fn keygens_alone(profile: KeyProfile, nodes: usize) -> Result<Vec<KeygenFigure>, UnitError> {
     let mut counts: Vec<(KeyAlgorithm, usize)> = Vec::new();
-    for module in unit.nodes.iter().flat_map(|n| &n.config.cert_modules) {
+    let modules = profile
+        .modules(true)
+        .iter()
+        .chain((1..nodes).flat_map(|_| profile.modules(false)));
+    for module in modules {
         match counts.iter_mut().find(|(a, _)| *a == module.algorithm) {
             Some((_, n)) => *n += 1,
             None => counts.push((module.algorithm, 1)),
         }
     }
+    let temp = tempfile::Builder::new()
+        .prefix("aos-sim-bench-")
+        .tempdir()
+        .map_err(|e| UnitError::op("bench", format!("scratch directory: {e}")))?;
+    let store = TokenStore::create(temp.path())?;
     let mut out = Vec::with_capacity(counts.len());
     for (i, (algorithm, keys)) in counts.into_iter().enumerate() {
         // RSA key generation time varies a lot with the luck of the primes: take more of them.
@@ -232,14 +277,14 @@ fn keygens_alone(unit: &SimUnit) -> Result<Vec<KeygenFigure>, UnitError> {
             20
         };
         let staged = keygen_alone(
-            unit,
+            &store,
             &format!("bench-scratch-{i}"),
             algorithm,
             rounds,
             Token::generate_key_pair,
         )?;
         let direct = keygen_alone(
-            unit,
+            &store,
             &format!("bench-scratch-{i}-direct"),
             algorithm,
             rounds,
@@ -260,9 +305,9 @@ fn keygens_alone(unit: &SimUnit) -> Result<Vec<KeygenFigure>, UnitError> {
 type Generate = fn(&Token, &str, KeyAlgorithm) -> aos_pkcs11::Result<aos_pkcs11::KeyPair>;
 
 /// One `algorithm` key generation alone with `generate`: the mean of `rounds` on a scratch token `label`
-/// of the unit's module.
+/// of `store`.
 fn keygen_alone(
-    unit: &SimUnit,
+    store: &TokenStore,
     label: &str,
     algorithm: KeyAlgorithm,
     rounds: u32,
@@ -271,7 +316,7 @@ fn keygen_alone(
     let pin = Pin::new("bench-user-1234");
     let err = |e: aos_pkcs11::Error| UnitError::op(label, e);
     aos_pkcs11::take_ownership(
-        unit.tokens.module(),
+        store.module(),
         &TokenSelector::Label(label.into()),
         label,
         &Pin::new("bench-so-1234"),
@@ -279,7 +324,7 @@ fn keygen_alone(
     )
     .map_err(err)?;
     let token = Token::open(
-        unit.tokens.module().clone(),
+        store.module().clone(),
         TokenSelector::Label(label.into()),
         pin,
     )
@@ -288,9 +333,7 @@ fn keygen_alone(
     for _ in 0..rounds {
         generate(&token, "scratch", algorithm).map_err(err)?;
     }
-    let each = started.elapsed() / rounds;
-    std::mem::forget(token);
-    Ok(each)
+    Ok(started.elapsed() / rounds)
 }
 
 /// CPU time of the whole process so far (user + system, every thread), seconds: Linux `/proc/self/stat`,

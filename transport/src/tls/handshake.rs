@@ -44,6 +44,7 @@ where
     };
     let stream = finish(Side::Server, timeout, handshake).await?;
     let peer = peer_identity(stream.get_ref().1);
+    tracing::debug!(side = ?Side::Server, peer = ?peer, "TLS handshake completed");
     Ok((stream, peer))
 }
 
@@ -79,6 +80,7 @@ where
     };
     let stream = finish(Side::Client, timeout, handshake).await?;
     let peer = peer_identity(stream.get_ref().1);
+    tracing::debug!(side = ?Side::Client, peer = ?peer, "TLS handshake completed");
     Ok((stream, peer))
 }
 
