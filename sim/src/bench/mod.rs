@@ -1,19 +1,19 @@
 //! Benchmark figures for a unit of `n` nodes: the time to provision it against the key-generation bound,
 //! memory per node, and permission checks per second (`aos-sim --bench 10,100,1000`).
 //!
-//! The bound: provisioning generates one key pair per certificate module of every node (the unit's
-//! [`KeyProfile`] says which, in which algorithm). One generation of each algorithm alone on this machine
-//! is measured first, serially, on a scratch token; the sum over the unit's modules divided by the cores
-//! is a time no schedule can beat. The ratio says how close cloud-driven provisioning gets.
+//! The bound ([`keygen`]): the unit's whole key set generated on every core with nothing else running, a
+//! time no schedule of the provisioning can beat. The ratio says how close cloud-driven provisioning gets.
 
 use std::time::{Duration, Instant};
 
-use aos_pkcs11::{KeyAlgorithm, Pin, Token, TokenSelector};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+mod keygen;
+
+pub use keygen::KeygenFigure;
+
 use crate::scenario::LinkKind;
-use crate::tokens::TokenStore;
 use crate::unit::{
     service_ident, service_spec, KeyProfile, SimUnit, UnitError, UnitOptions, PATIENCE,
 };
@@ -31,19 +31,6 @@ pub struct BenchOptions {
     pub check_secs: f64,
 }
 
-/// The key generations of one algorithm in a unit.
-#[derive(Debug, Clone, Serialize)]
-pub struct KeygenFigure {
-    /// The algorithm.
-    pub algorithm: String,
-    /// Key pairs of it the unit's provisioning generates.
-    pub keys: usize,
-    /// One generation alone, staged as provisioning does it, milliseconds (mean).
-    pub staged_ms: f64,
-    /// One generation alone, direct, milliseconds (mean).
-    pub direct_ms: f64,
-}
-
 /// The figures of one unit size.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchFigures {
@@ -57,26 +44,26 @@ pub struct BenchFigures {
     pub provision_secs: f64,
     /// The key profile of the nodes.
     pub profile: String,
-    /// Key pairs generated while provisioning, per algorithm, and one generation of that algorithm alone
-    /// as provisioning does it (staged: session objects copied to the token), milliseconds.
+    /// Key pairs generated while provisioning, per algorithm, with their generation times.
     pub keygens: Vec<KeygenFigure>,
     /// Key pairs generated while provisioning.
     pub keys: usize,
-    /// The bound: Σ keys × keygen / cores, seconds.
+    /// The bound: the unit's key set generated on every core with nothing else running (staged, as
+    /// provisioning does it), seconds.
     pub bound_secs: f64,
     /// provision / bound.
     pub ratio: f64,
     /// CPU time the run's own key generations took (the generating threads' CPU, staging included),
-    /// seconds: the same keys as the bound, without the luck of sampling (an RSA-2048 generation takes
-    /// anywhere from 50 to 400 ms with the primes it draws).
+    /// seconds: the very keys the run generated, with their primes (an RSA-2048 generation takes anywhere
+    /// from 50 to 400 ms with the primes it draws).
     pub keygen_cpu_secs: f64,
     /// The run's own bound: `keygen_cpu_secs / cores`, seconds.
     pub run_bound_secs: f64,
     /// provision / run bound.
     pub run_ratio: f64,
-    /// Σ keys × direct keygen / cores, seconds: the bound had the keys been generated the usual PKCS#11
-    /// way, a direct `C_GenerateKeyPair` of token objects, which on SoftHSM costs several times the staged
-    /// generation for elliptic curves.
+    /// Σ keys × one direct generation alone / cores, seconds: the bound had the keys been generated the
+    /// usual PKCS#11 way, a `C_GenerateKeyPair` of token objects, which on SoftHSM costs several times the
+    /// staged generation for elliptic curves.
     pub direct_bound_secs: f64,
     /// provision / direct bound.
     pub direct_ratio: f64,
@@ -116,7 +103,7 @@ impl std::fmt::Display for BenchFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "nodes {:>5} ({}) | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} / {} cores) = {:.2}× (the run's own keygens: {:.2}s CPU / {} cores = {:.2}s, {:.2}×; direct-keygen bound ({}): {:.2}s, {:.2}×; floor with {} verifiers × {:.1} ms: {:.2}s, {:.2}×), CPU {:.0}% of {} cores, {} handshakes ({} refused) | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
+            "nodes {:>5} ({}) | start {:>7.2}s | provision {:>7.2}s vs bound {:>7.2}s ({} on {} cores) = {:.2}× (the run's own keygens: {:.2}s CPU / {} cores = {:.2}s, {:.2}×; direct-keygen bound ({}): {:.2}s, {:.2}×; floor with {} verifiers × {:.1} ms: {:.2}s, {:.2}×), CPU {:.0}% of {} cores, {} handshakes ({} refused) | RSS {:.0} MiB, peak {:.0} MiB, {:.2} MiB/node | {:.0} checks/s ({} errors) | {} failed",
             self.nodes,
             self.profile,
             self.start_secs,
@@ -155,7 +142,7 @@ impl std::fmt::Display for BenchFigures {
 }
 
 impl BenchFigures {
-    /// `300 × ECDSA P-384 1.2 ms + 101 × RSA-2048 125.0 ms`, with `ms` picking which time.
+    /// `301 × ECDSA P-384 1.2 ms + 101 × RSA-2048 125.0 ms`, with `ms` picking which time.
     fn keygen_terms(&self, ms: impl Fn(&KeygenFigure) -> f64) -> String {
         let terms: Vec<String> = self
             .keygens
@@ -171,7 +158,7 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Measured before the unit exists: timing them alone on the unit's arbiter would stall every node's
     // actors meanwhile, and their time-outs would fire into the provisioning.
-    let keygens = keygens_alone(options.keys, nodes)?;
+    let bound = keygen::measure(options.keys, nodes, cores)?;
     let started = Instant::now();
     let unit = SimUnit::start(UnitOptions {
         nodes,
@@ -206,24 +193,21 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
         .iter()
         .find_map(|(_, r)| r.as_ref().err())
         .map(ToString::to_string);
-    let keys: usize = keygens.iter().map(|k| k.keys).sum();
-    let sum_ms = |ms: fn(&KeygenFigure) -> f64| -> f64 {
-        keygens.iter().map(|k| k.keys as f64 * ms(k)).sum::<f64>() / 1000.0
-    };
-    let bound_secs = sum_ms(|k| k.staged_ms) / cores as f64;
-    let direct_bound_secs = sum_ms(|k| k.direct_ms) / cores as f64;
+    let keys: usize = bound.figures.iter().map(|k| k.keys).sum();
+    let (bound_secs, direct_bound_secs) = (bound.bound_secs, bound.direct_bound_secs);
     let floor_secs = bound_secs + nodes as f64 * verifier.as_secs_f64() / cores as f64;
     let (rss_mib, peak_rss_mib) = memory();
     let (checks_per_sec, check_errors) =
         checks(&unit, options.check_secs).await.unwrap_or((0.0, 0));
     unit.stop().await;
+    drop(bound.scratch);
     Ok(BenchFigures {
         nodes,
         cores,
         start_secs,
         provision_secs,
         profile: options.keys.to_string(),
-        keygens,
+        keygens: bound.figures,
         keys,
         bound_secs,
         ratio: provision_secs / bound_secs.max(1e-9),
@@ -247,93 +231,6 @@ pub async fn bench(nodes: usize, options: &BenchOptions) -> Result<BenchFigures,
         failed,
         first_failure,
     })
-}
-
-/// The key generations of a unit of `nodes` with `profile`, per algorithm, each timed alone, staged and
-/// direct, on scratch tokens of a SoftHSM store of their own (in `TMPDIR`, like the unit's).
-fn keygens_alone(profile: KeyProfile, nodes: usize) -> Result<Vec<KeygenFigure>, UnitError> {
-    let mut counts: Vec<(KeyAlgorithm, usize)> = Vec::new();
-    let modules = profile
-        .modules(true)
-        .iter()
-        .chain((1..nodes).flat_map(|_| profile.modules(false)));
-    for module in modules {
-        match counts.iter_mut().find(|(a, _)| *a == module.algorithm) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((module.algorithm, 1)),
-        }
-    }
-    let temp = tempfile::Builder::new()
-        .prefix("aos-sim-bench-")
-        .tempdir()
-        .map_err(|e| UnitError::op("bench", format!("scratch directory: {e}")))?;
-    let store = TokenStore::create(temp.path())?;
-    let mut out = Vec::with_capacity(counts.len());
-    for (i, (algorithm, keys)) in counts.into_iter().enumerate() {
-        // RSA key generation time varies a lot with the luck of the primes: take more of them.
-        let rounds = if algorithm == KeyAlgorithm::Rsa2048 {
-            40
-        } else {
-            20
-        };
-        let staged = keygen_alone(
-            &store,
-            &format!("bench-scratch-{i}"),
-            algorithm,
-            rounds,
-            Token::generate_key_pair,
-        )?;
-        let direct = keygen_alone(
-            &store,
-            &format!("bench-scratch-{i}-direct"),
-            algorithm,
-            rounds,
-            Token::generate_key_pair_direct,
-        )?;
-        out.push(KeygenFigure {
-            algorithm: algorithm.to_string(),
-            keys,
-            staged_ms: staged.as_secs_f64() * 1000.0,
-            direct_ms: direct.as_secs_f64() * 1000.0,
-        });
-    }
-    Ok(out)
-}
-
-/// A way of generating a key pair on a token ([`Token::generate_key_pair`] or
-/// [`Token::generate_key_pair_direct`]).
-type Generate = fn(&Token, &str, KeyAlgorithm) -> aos_pkcs11::Result<aos_pkcs11::KeyPair>;
-
-/// One `algorithm` key generation alone with `generate`: the mean of `rounds` on a scratch token `label`
-/// of `store`.
-fn keygen_alone(
-    store: &TokenStore,
-    label: &str,
-    algorithm: KeyAlgorithm,
-    rounds: u32,
-    generate: Generate,
-) -> Result<Duration, UnitError> {
-    let pin = Pin::new("bench-user-1234");
-    let err = |e: aos_pkcs11::Error| UnitError::op(label, e);
-    aos_pkcs11::take_ownership(
-        store.module(),
-        &TokenSelector::Label(label.into()),
-        label,
-        &Pin::new("bench-so-1234"),
-        &pin,
-    )
-    .map_err(err)?;
-    let token = Token::open(
-        store.module().clone(),
-        TokenSelector::Label(label.into()),
-        pin,
-    )
-    .map_err(err)?;
-    let started = Instant::now();
-    for _ in 0..rounds {
-        generate(&token, "scratch", algorithm).map_err(err)?;
-    }
-    Ok(started.elapsed() / rounds)
 }
 
 /// CPU time of the whole process so far (user + system, every thread), seconds: Linux `/proc/self/stat`,
