@@ -106,8 +106,51 @@ impl SimUnit {
         .await
     }
 
+    /// `nodes` in the order the cloud sees them registered with the main node, each as soon as it is, so
+    /// provisioning need not wait for the last one (after the main node's provisioning every secondary
+    /// registers again). One poller for all; a node still unregistered after [`PATIENCE`] comes with the
+    /// error.
+    fn registered(
+        &self,
+        nodes: Vec<usize>,
+    ) -> impl futures_util::Stream<Item = (usize, Option<UnitError>)> + '_ {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let ready = std::collections::VecDeque::new();
+        futures_util::stream::unfold((nodes, ready), move |(mut pending, mut ready)| async move {
+            loop {
+                if let Some(i) = ready.pop_front() {
+                    return Some(((i, None), (pending, ready)));
+                }
+                if pending.is_empty() {
+                    return None;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    let i = pending.remove(0);
+                    let err = UnitError::op(
+                        self.name(i),
+                        format!("not registered with the main node within {PATIENCE:?}"),
+                    );
+                    return Some(((i, Some(err)), (pending, ready)));
+                }
+                if let Ok(status) = self.cloud.unit_status().await {
+                    pending.retain(|i| {
+                        let seen = status.nodes.iter().any(|n| n.node_id == self.name(*i));
+                        if seen {
+                            ready.push_back(*i);
+                        }
+                        !seen
+                    });
+                }
+                if ready.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        })
+    }
+
     /// Provision `indices` through the cloud: the main node first (the secondaries' MP links need its
-    /// certificate), then the secondaries, `parallel` at a time. Returns each node's outcome.
+    /// certificate), then each secondary once the cloud sees it registered, `parallel` at a time. Returns
+    /// each node's outcome.
     pub async fn provision(
         &self,
         indices: &[usize],
@@ -131,16 +174,15 @@ impl SimUnit {
         if rest.is_empty() {
             return out;
         }
-        if let Err(err) = self.wait_registered(&rest).await {
-            out.extend(
-                rest.iter()
-                    .map(|i| (*i, Err(UnitError::op(self.name(*i), &err)))),
-            );
-            return out;
-        }
         let password = &password;
-        let results: Vec<_> = futures_util::stream::iter(rest)
-            .map(|i| async move { (i, self.provision_one(i, password).await) })
+        let results: Vec<_> = self
+            .registered(rest)
+            .map(|(i, unregistered)| async move {
+                match unregistered {
+                    Some(err) => (i, Err(err)),
+                    None => (i, self.provision_one(i, password).await),
+                }
+            })
             .buffer_unordered(parallel.max(1))
             .collect()
             .await;
