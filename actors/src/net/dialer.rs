@@ -105,3 +105,91 @@ impl Dialer for LinkDialer {
         self.addr.to_string()
     }
 }
+
+/// Dials with `inner` only once `credentials` hold a certificate; until then every attempt fails at once,
+/// without touching the network, and the link retries with its backoff.
+///
+/// For clients of mutual-TLS endpoints that start before their node is provisioned (a node's SM): without
+/// a certificate they would only be refused, a wasted handshake on both ends and a refusal in the server's
+/// log and audit trail for every attempt.
+pub struct CredentialGate {
+    inner: std::sync::Arc<dyn Dialer>,
+    credentials: aos_transport::tls::Credentials,
+    cert_type: String,
+}
+
+// === impl CredentialGate ===
+
+impl CredentialGate {
+    /// Gate `inner` on `credentials`, the certificate of `cert_type` (named in the error).
+    pub fn new(
+        inner: std::sync::Arc<dyn Dialer>,
+        credentials: aos_transport::tls::Credentials,
+        cert_type: &str,
+    ) -> Self {
+        CredentialGate {
+            inner,
+            credentials,
+            cert_type: cert_type.to_owned(),
+        }
+    }
+}
+
+impl Dialer for CredentialGate {
+    fn dial(&self) -> DialFuture {
+        if self.credentials.is_ready() {
+            return self.inner.dial();
+        }
+        let message = format!(
+            "no `{}` certificate yet: not dialing a mutual-TLS endpoint without one",
+            self.cert_type
+        );
+        Box::pin(async move { Err(io::Error::new(io::ErrorKind::NotConnected, message)) })
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Dialer for Counting {
+        fn dial(&self) -> DialFuture {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async { Err(io::Error::other("counted")) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_gate_stays_shut_until_a_certificate_arrives() {
+        let dials = Arc::new(AtomicUsize::new(0));
+        let credentials = aos_transport::tls::Credentials::new();
+        let gate =
+            CredentialGate::new(Arc::new(Counting(dials.clone())), credentials.clone(), "sm");
+        let err = gate.dial().await.err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::NotConnected);
+        assert!(err.to_string().contains("`sm` certificate"), "{err}");
+        assert_eq!(
+            dials.load(Ordering::Relaxed),
+            0,
+            "nothing reached the network"
+        );
+
+        let pki = aos_transport::tls::testutil::Pki::new("gate");
+        let (pair, key) = aos_transport::tls::testutil::software_key();
+        credentials.set(pki.leaf(&pair).issue(), key).unwrap();
+        let err = gate.dial().await.err().unwrap();
+        assert_eq!(err.to_string(), "counted");
+        assert_eq!(dials.load(Ordering::Relaxed), 1);
+    }
+}

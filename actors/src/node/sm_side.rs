@@ -11,7 +11,7 @@ use super::{follow, loopback, Node, NodeError, NodeOptions};
 use crate::cm::{Cm, HostDialer, IamAccess, LocalIam};
 use crate::iam::client::{client_tls, IamClient, IamServerAuth};
 use crate::iam::server::EndpointKind;
-use crate::net::{Dialer, LinkConfig, TcpDialer};
+use crate::net::{CredentialGate, Dialer, LinkConfig, TcpDialer};
 use crate::sm::{ProcessRunner, Sm, SmOptions, SmParts};
 
 impl Node {
@@ -28,17 +28,19 @@ impl Node {
         let unit = &config.node.unit_id;
         let credentials = follow(&self.core.certs, "sm");
         let (iam, cm): (Arc<dyn IamAccess>, Option<Arc<dyn Dialer>>) = if config.node.is_main() {
-            let cm =
-                self.cm.as_ref().and_then(Cm::sm_controller).map(|sm| {
-                    Arc::new(TcpDialer::new(loopback(sm.local_addr()))) as Arc<dyn Dialer>
-                });
+            let cm = self.cm.as_ref().and_then(Cm::sm_controller).map(|sm| {
+                gate(
+                    Arc::new(TcpDialer::new(loopback(sm.local_addr()))),
+                    &credentials,
+                )
+            });
             let iam = LocalIam::new(self.core.service.clone(), unit, Role::Sm)?;
             (Arc::new(iam), cm)
         } else {
             let cm = self
                 .bridge
                 .as_ref()
-                .map(|bridge| Arc::new(bridge.dialer(Channel::CmSecure)) as Arc<dyn Dialer>);
+                .map(|bridge| gate(Arc::new(bridge.dialer(Channel::CmSecure)), &credentials));
             let dialer = self.main_dialer(
                 config.iam.main_protected_addr.as_deref(),
                 Channel::IamSecure,
@@ -50,7 +52,7 @@ impl Node {
             };
             let client = IamClient::connect(
                 &self.pool,
-                dialer,
+                gate(dialer, &credentials),
                 client_tls(auth, Some(&credentials), &tls_options)?,
                 EndpointKind::Protected,
                 LinkConfig::from(&config.transport),
@@ -81,4 +83,10 @@ impl Node {
         self.sm = Some(Sm::start(parts, SmOptions::from_config(&config, cm))?);
         Ok(())
     }
+}
+
+/// `dialer`, dialing only once the SM has its certificate: before, the CM and the main node's IAM would
+/// only refuse it (both ask for a client certificate).
+fn gate(dialer: Arc<dyn Dialer>, credentials: &aos_transport::tls::Credentials) -> Arc<dyn Dialer> {
+    Arc::new(CredentialGate::new(dialer, credentials.clone(), "sm"))
 }
