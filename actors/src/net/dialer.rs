@@ -141,7 +141,7 @@ impl Dialer for CredentialGate {
             return self.inner.dial();
         }
         let message = format!(
-            "no `{}` certificate yet: not dialing a mutual-TLS endpoint without one",
+            "no usable `{}` certificate yet: not dialing a mutual-TLS endpoint without one",
             self.cert_type
         );
         Box::pin(async move { Err(io::Error::new(io::ErrorKind::NotConnected, message)) })
@@ -178,7 +178,7 @@ mod tests {
             CredentialGate::new(Arc::new(Counting(dials.clone())), credentials.clone(), "sm");
         let err = gate.dial().await.err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotConnected);
-        assert!(err.to_string().contains("`sm` certificate"), "{err}");
+        assert!(err.to_string().contains("usable `sm` certificate"), "{err}");
         assert_eq!(
             dials.load(Ordering::Relaxed),
             0,

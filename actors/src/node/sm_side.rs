@@ -60,7 +60,7 @@ impl Node {
             (Arc::new(client), cm)
         };
         let cm: Arc<dyn Dialer> = match (&config.sm.cm_addr, cm) {
-            (Some(addr), _) => Arc::new(HostDialer::new(addr.clone())),
+            (Some(addr), _) => gate(Arc::new(HostDialer::new(addr.clone())), &credentials),
             (None, Some(cm)) => cm,
             (None, None) => return Err(NodeError::Unreachable(
                 "the SM has no CM: set sm.cm_addr, or enable the CM (main node) or the MP bridge \
