@@ -108,8 +108,9 @@ impl SimUnit {
 
     /// `nodes` in the order the cloud sees them registered with the main node, each as soon as it is, so
     /// provisioning need not wait for the last one (after the main node's provisioning every secondary
-    /// registers again). One poller for all; a node still unregistered after [`PATIENCE`] comes with the
-    /// error.
+    /// registers again). One poller for all, asked only when the consumer wants another node. A node is
+    /// given up, with the error, only when a status taken after [`PATIENCE`] still lacks it, or when the
+    /// cloud has answered no status for a further [`PATIENCE`] (it fails while any node re-registers).
     fn registered(
         &self,
         nodes: Vec<usize>,
@@ -124,7 +125,24 @@ impl SimUnit {
                 if pending.is_empty() {
                     return None;
                 }
-                if tokio::time::Instant::now() >= deadline {
+                let fresh = match self.cloud.unit_status().await {
+                    Ok(status) => {
+                        pending.retain(|i| {
+                            let seen = status.nodes.iter().any(|n| n.node_id == self.name(*i));
+                            if seen {
+                                ready.push_back(*i);
+                            }
+                            !seen
+                        });
+                        true
+                    }
+                    Err(_) => false,
+                };
+                if !ready.is_empty() || pending.is_empty() {
+                    continue;
+                }
+                let now = tokio::time::Instant::now();
+                if (fresh && now >= deadline) || now >= deadline + PATIENCE {
                     let i = pending.remove(0);
                     let err = UnitError::op(
                         self.name(i),
@@ -132,18 +150,7 @@ impl SimUnit {
                     );
                     return Some(((i, Some(err)), (pending, ready)));
                 }
-                if let Ok(status) = self.cloud.unit_status().await {
-                    pending.retain(|i| {
-                        let seen = status.nodes.iter().any(|n| n.node_id == self.name(*i));
-                        if seen {
-                            ready.push_back(*i);
-                        }
-                        !seen
-                    });
-                }
-                if ready.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
     }
