@@ -40,23 +40,24 @@ pub struct KeygenBound {
     pub bound_secs: f64,
     /// Σ keys × direct generation alone / cores, seconds.
     pub direct_bound_secs: f64,
-    /// The scratch store; drop it after the run (see [`Scratch`]).
-    pub scratch: Scratch,
-}
-
-/// The scratch store and its directory (removed on drop, after the store). Keep it until the run is over:
-/// removing thousands of token files just before would make the file system skip their inodes while the
-/// unit creates its own (ext4 without a journal passes over recently freed inodes).
-pub struct Scratch {
-    _store: TokenStore,
-    _dir: tempfile::TempDir,
+    /// The scratch store's directory (its module is unloaded already, so the unit's memory figures do not
+    /// count it). Keep it until the run is over: removing thousands of token files just before would make
+    /// the file system skip their inodes while the unit creates its own (ext4 without a journal passes
+    /// over recently freed inodes).
+    pub scratch: tempfile::TempDir,
 }
 
 const USER_PIN: &str = "bench-user-1234";
 const SO_PIN: &str = "bench-so-1234";
 
-/// Measure the bound of a unit of `nodes` with `profile` on `cores` threads.
-pub fn measure(profile: KeyProfile, nodes: usize, cores: usize) -> Result<KeygenBound, UnitError> {
+/// Measure the bound of a unit of `nodes` with `profile` on `cores` threads, and time `direct_rounds`
+/// direct generations of each algorithm alone.
+pub fn measure(
+    profile: KeyProfile,
+    nodes: usize,
+    cores: usize,
+    direct_rounds: u32,
+) -> Result<KeygenBound, UnitError> {
     let keys: Vec<KeyAlgorithm> = profile
         .modules(true)
         .iter()
@@ -69,20 +70,21 @@ pub fn measure(profile: KeyProfile, nodes: usize, cores: usize) -> Result<Keygen
         .map_err(|e| UnitError::op("bench", format!("scratch directory: {e}")))?;
     let store = TokenStore::create(temp.path())?;
     let module = store.module().clone();
-    // Tokens are made one after the other: SoftHSM has one free slot at a time.
-    let labels: Vec<String> = (0..cores).map(|t| format!("bench-{t}")).collect();
-    for label in &labels {
-        scratch_token(&module, label)?;
+    // Tokens are made one after the other (SoftHSM has one free slot at a time) and logged in before the
+    // clock starts.
+    let mut tokens = Vec::with_capacity(cores);
+    for t in 0..cores {
+        tokens.push(scratch_token(&module, &format!("bench-{t}"))?);
     }
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     let per_thread: Vec<Result<Vec<(KeyAlgorithm, Duration)>, UnitError>> =
         std::thread::scope(|scope| {
-            let workers: Vec<_> = labels
+            let workers: Vec<_> = tokens
                 .iter()
-                .map(|label| {
-                    let (module, keys, next) = (module.clone(), &keys, &next);
-                    scope.spawn(move || generate_share(module, label, keys, next))
+                .map(|token| {
+                    let (keys, next) = (&keys, &next);
+                    scope.spawn(move || generate_share(token, keys, next))
                 })
                 .collect();
             workers
@@ -95,6 +97,7 @@ pub fn measure(profile: KeyProfile, nodes: usize, cores: usize) -> Result<Keygen
                 .collect()
         });
     let bound_secs = started.elapsed().as_secs_f64();
+    drop(tokens);
     let mut timed = Vec::with_capacity(keys.len());
     for share in per_thread {
         timed.extend(share?);
@@ -109,7 +112,7 @@ pub fn measure(profile: KeyProfile, nodes: usize, cores: usize) -> Result<Keygen
             .collect();
         let staged =
             times.iter().sum::<Duration>() / u32::try_from(times.len().max(1)).unwrap_or(1);
-        let direct = direct_alone(&module, algorithm)?;
+        let direct = direct_alone(&module, algorithm, direct_rounds)?;
         direct_bound_secs += times.len() as f64 * direct.as_secs_f64() / cores as f64;
         figures.push(KeygenFigure {
             algorithm: algorithm.to_string(),
@@ -118,14 +121,13 @@ pub fn measure(profile: KeyProfile, nodes: usize, cores: usize) -> Result<Keygen
             direct_ms: direct.as_secs_f64() * 1000.0,
         });
     }
+    drop(module);
+    drop(store);
     Ok(KeygenBound {
         figures,
         bound_secs,
         direct_bound_secs,
-        scratch: Scratch {
-            _store: store,
-            _dir: temp,
-        },
+        scratch: temp,
     })
 }
 
@@ -140,7 +142,9 @@ fn distinct(keys: &[KeyAlgorithm]) -> Vec<KeyAlgorithm> {
     out
 }
 
-fn scratch_token(module: &Arc<Module>, label: &str) -> Result<(), UnitError> {
+/// A new scratch token `label`, logged in.
+fn scratch_token(module: &Arc<Module>, label: &str) -> Result<Arc<Token>, UnitError> {
+    let err = |e: aos_pkcs11::Error| UnitError::op(label, e);
     aos_pkcs11::take_ownership(
         module,
         &TokenSelector::Label(label.into()),
@@ -148,25 +152,23 @@ fn scratch_token(module: &Arc<Module>, label: &str) -> Result<(), UnitError> {
         &Pin::new(SO_PIN),
         &Pin::new(USER_PIN),
     )
-    .map(|_| ())
-    .map_err(|e| UnitError::op(label, e))
-}
-
-/// Take keys from `keys` (the next index in `next`) until none is left, generating each staged on token
-/// `label`; returns each key's algorithm and time.
-fn generate_share(
-    module: Arc<Module>,
-    label: &str,
-    keys: &[KeyAlgorithm],
-    next: &AtomicUsize,
-) -> Result<Vec<(KeyAlgorithm, Duration)>, UnitError> {
-    let err = |e: aos_pkcs11::Error| UnitError::op(label, e);
-    let token = Token::open(
-        module,
+    .map_err(err)?;
+    Token::open(
+        module.clone(),
         TokenSelector::Label(label.into()),
         Pin::new(USER_PIN),
     )
-    .map_err(err)?;
+    .map_err(err)
+}
+
+/// Take keys from `keys` (the next index in `next`) until none is left, generating each staged on
+/// `token`; returns each key's algorithm and time.
+fn generate_share(
+    token: &Token,
+    keys: &[KeyAlgorithm],
+    next: &AtomicUsize,
+) -> Result<Vec<(KeyAlgorithm, Duration)>, UnitError> {
+    let err = |e: aos_pkcs11::Error| UnitError::op(token.label(), e);
     let mut out = Vec::new();
     while let Some(algorithm) = keys.get(next.fetch_add(1, Ordering::Relaxed)) {
         let started = Instant::now();
@@ -178,18 +180,16 @@ fn generate_share(
     Ok(out)
 }
 
-/// One direct `algorithm` generation alone: the mean of 20 on a scratch token of its own.
-fn direct_alone(module: &Arc<Module>, algorithm: KeyAlgorithm) -> Result<Duration, UnitError> {
+/// One direct `algorithm` generation alone: the mean of `rounds` on a scratch token of its own.
+fn direct_alone(
+    module: &Arc<Module>,
+    algorithm: KeyAlgorithm,
+    rounds: u32,
+) -> Result<Duration, UnitError> {
     let label = format!("bench-direct-{algorithm}");
-    scratch_token(module, &label)?;
+    let token = scratch_token(module, &label)?;
     let err = |e: aos_pkcs11::Error| UnitError::op(&label, e);
-    let token = Token::open(
-        module.clone(),
-        TokenSelector::Label(label.clone()),
-        Pin::new(USER_PIN),
-    )
-    .map_err(err)?;
-    let rounds = 20;
+    let rounds = rounds.max(1);
     let started = Instant::now();
     for _ in 0..rounds {
         token
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn the_bound_generates_the_units_key_set_and_times_it() {
-        let bound = measure(KeyProfile::P256, 3, 2).unwrap();
+        let bound = measure(KeyProfile::P256, 3, 2, 2).unwrap();
         assert_eq!(bound.figures.len(), 1);
         let p256 = &bound.figures[0];
         assert_eq!(p256.algorithm, KeyAlgorithm::EccP256.to_string());
@@ -215,7 +215,7 @@ mod tests {
         assert!(p256.staged_ms > 0.0 && p256.direct_ms > 0.0);
         assert!(bound.bound_secs > 0.0 && bound.direct_bound_secs > 0.0);
 
-        let aoscore = measure(KeyProfile::AosCore, 2, 2).unwrap();
+        let aoscore = measure(KeyProfile::AosCore, 2, 2, 2).unwrap();
         let keys: Vec<(String, usize)> = aoscore
             .figures
             .iter()
