@@ -45,21 +45,17 @@ fn loopback0() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// `spec` on token `token`. As in AosCore's shipped set, the types components talk TLS with carry
-/// serverAuth + clientAuth, the cloud-facing `online`/`offline` none, and a self-signed module keeps one
-/// certificate.
+/// `spec` on token `token`.
 fn module(spec: &ModuleSpec, token: &str, pin: &Path, library: &Path) -> CertModuleConfig {
     let mut params = Pkcs11Params::new(library);
     params.token_label = Some(token.to_owned());
     params.user_pin_path = Some(pin.to_owned());
     let mut module = CertModuleConfig::new(spec.id, spec.algorithm, params);
-    if ["iam", "sm", "cm", "mp"].contains(&spec.id) {
+    if spec.tls {
         module.extended_key_usage =
             vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
     }
-    if spec.self_signed {
-        module.self_signed = true;
-        module.max_items = 1;
-    }
+    module.self_signed = spec.self_signed;
+    module.max_items = spec.max_items;
     module
 }

@@ -5,9 +5,9 @@ use aos_config::KeyAlgorithm;
 /// The key set of every node of a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyProfile {
-    /// The set AosCore ships, in the algorithms the security model names (`aoscore`): ECDSA P-384 for
-    /// every CA-issued type, plus the RSA-2048 `offline` type on the main node and a self-signed
-    /// RSA-2048 `diskencryption` certificate on every node.
+    /// The set AosCore ships, in the algorithms the security model names (`aoscore`): RSA-2048 for the
+    /// main node's `offline` type and for a self-signed `diskencryption` certificate on every node, ECDSA
+    /// P-384 for every other type.
     #[default]
     AosCore,
     /// ECDSA P-256 for the three CA-issued types only (`p256`): the cheapest key generation, for runs
@@ -24,26 +24,55 @@ pub struct ModuleSpec {
     pub algorithm: KeyAlgorithm,
     /// Self-signed at StartProvisioning (not issued by the cloud's CA, never renewed by it).
     pub self_signed: bool,
+    /// Used for TLS between components: serverAuth + clientAuth (the cloud-facing types have no
+    /// extended key usage).
+    pub tls: bool,
+    /// Certificates kept (`max_items`).
+    pub max_items: u32,
 }
 
+/// A CA-issued type that components use for TLS, keeping 2 certificates (renewal overlaps).
 const fn issued(id: &'static str, algorithm: KeyAlgorithm) -> ModuleSpec {
     ModuleSpec {
         id,
         algorithm,
         self_signed: false,
+        tls: true,
+        max_items: 2,
     }
 }
 
+/// AosCore's `online` type: the cloud's, no extended key usage.
+const ONLINE: ModuleSpec = ModuleSpec {
+    id: "online",
+    algorithm: KeyAlgorithm::EccP384,
+    self_signed: false,
+    tls: false,
+    max_items: 2,
+};
+
+/// AosCore's `offline` type: RSA, no extended key usage, 5 certificates kept.
+const OFFLINE: ModuleSpec = ModuleSpec {
+    id: "offline",
+    algorithm: KeyAlgorithm::Rsa2048,
+    self_signed: false,
+    tls: false,
+    max_items: 5,
+};
+
+/// AosCore's `diskencryption` type: self-signed RSA, one certificate.
 const DISK: ModuleSpec = ModuleSpec {
     id: "diskencryption",
     algorithm: KeyAlgorithm::Rsa2048,
     self_signed: true,
+    tls: false,
+    max_items: 1,
 };
 
 // The CA-issued types of each list end with `iam`: the order renewals apply them.
 const AOSCORE_MAIN: [ModuleSpec; 6] = [
-    issued("online", KeyAlgorithm::EccP384),
-    issued("offline", KeyAlgorithm::Rsa2048),
+    ONLINE,
+    OFFLINE,
     issued("cm", KeyAlgorithm::EccP384),
     issued("sm", KeyAlgorithm::EccP384),
     issued("iam", KeyAlgorithm::EccP384),
