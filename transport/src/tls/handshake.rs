@@ -44,7 +44,7 @@ where
     };
     let stream = finish(Side::Server, timeout, handshake).await?;
     let peer = peer_identity(stream.get_ref().1);
-    tracing::debug!(side = ?Side::Server, peer = ?peer, "TLS handshake completed");
+    log_completed(Side::Server, peer.as_ref());
     Ok((stream, peer))
 }
 
@@ -80,8 +80,17 @@ where
     };
     let stream = finish(Side::Client, timeout, handshake).await?;
     let peer = peer_identity(stream.get_ref().1);
-    tracing::debug!(side = ?Side::Client, peer = ?peer, "TLS handshake completed");
+    log_completed(Side::Client, peer.as_ref());
     Ok((stream, peer))
+}
+
+/// Log a completed handshake with the peer's identity (`urn:aos:…`, `-` when it has none).
+fn log_completed(side: Side, peer: Option<&PeerIdentity>) {
+    tracing::debug!(
+        side = side.as_str(),
+        peer = %peer.map_or_else(|| "-".to_owned(), ToString::to_string),
+        "TLS handshake completed"
+    );
 }
 
 /// Run `handshake` under `timeout` and log what went wrong, once.

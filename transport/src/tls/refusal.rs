@@ -185,7 +185,7 @@ pub(crate) enum Side {
 }
 
 impl Side {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Side::Server => "server",
             Side::Client => "client",
