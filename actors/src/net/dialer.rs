@@ -24,7 +24,17 @@ pub trait Dialer: Send + Sync + 'static {
     fn describe(&self) -> String {
         "custom dialer".to_owned()
     }
+
+    /// When the dialer knows that dialing cannot succeed yet and what would change that: a future that
+    /// resolves once it is worth dialing again. The link then dials at once instead of waiting out its
+    /// backoff. `None` (the default): the backoff decides.
+    fn ready(&self) -> Option<ReadyFuture> {
+        None
+    }
 }
+
+/// The future [`Dialer::ready`] returns.
+pub type ReadyFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 impl<F, Fut> Dialer for F
 where
@@ -107,7 +117,8 @@ impl Dialer for LinkDialer {
 }
 
 /// Dials with `inner` only once `credentials` hold a certificate; until then every attempt fails at once,
-/// without touching the network, and the link retries with its backoff.
+/// without touching the network, and the link dials again as soon as a certificate is set (see
+/// [`Dialer::ready`]) or its backoff runs out, whichever comes first.
 ///
 /// For clients of mutual-TLS endpoints that start before their node is provisioned (a node's SM): without
 /// a certificate they would only be refused, a wasted handshake on both ends and a refusal in the server's
@@ -149,6 +160,17 @@ impl Dialer for CredentialGate {
 
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+
+    fn ready(&self) -> Option<ReadyFuture> {
+        if self.credentials.is_ready() {
+            return self.inner.ready();
+        }
+        let mut certificate = self.credentials.subscribe();
+        Some(Box::pin(async move {
+            // An error means the credentials are gone for good: nothing to wait for, the backoff decides.
+            let _ = certificate.wait_for(Option::is_some).await;
+        }))
     }
 }
 

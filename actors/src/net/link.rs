@@ -53,6 +53,9 @@ pub struct LinkActor {
     pub(super) state: LinkState,
     pub(super) conn: Option<Connection>,
     generation: u64,
+    /// The scheduled reconnection of a dialing link, and the wait for its dialer's readiness that may
+    /// bring it forward.
+    retry: Option<(SpawnHandle, Option<SpawnHandle>)>,
     next_correlation: u64,
     pub(super) pending: HashMap<u64, Waiter>,
     pub(super) closing: bool,
@@ -157,6 +160,7 @@ impl LinkActor {
             state: LinkState::Connecting { attempt: 1 },
             conn: None,
             generation: 0,
+            retry: None,
             next_correlation: 1,
             pending: HashMap::new(),
             closing: false,
@@ -306,14 +310,35 @@ impl LinkActor {
         }
         self.fail_pending(&reason);
         let retry_in = match &mut self.role {
-            Role::Dial { backoff, .. } if !self.closing => {
+            Role::Dial {
+                backoff, dialer, ..
+            } if !self.closing => {
                 let backoff_delay = backoff.next_delay();
                 let delay = if was_stable {
                     std::time::Duration::ZERO
                 } else {
                     backoff_delay
                 };
-                ctx.run_later(delay, |act, ctx| act.connect(ctx));
+                let ready = dialer.ready();
+                self.cancel_retry(ctx);
+                // Whichever fires first dials, and forgets the other (never itself: it is running).
+                let timer = ctx.run_later(delay, |act, ctx| {
+                    if let Some((_, Some(wake))) = act.retry.take() {
+                        ctx.cancel_future(wake);
+                    }
+                    act.connect(ctx);
+                });
+                let wake = ready.map(|ready| {
+                    ctx.spawn(
+                        actix::fut::wrap_future(ready).map(|(), act: &mut Self, ctx| {
+                            if let Some((timer, _)) = act.retry.take() {
+                                ctx.cancel_future(timer);
+                                act.connect(ctx);
+                            }
+                        }),
+                    )
+                });
+                self.retry = Some((timer, wake));
                 Some(delay)
             }
             _ => None,
@@ -327,6 +352,16 @@ impl LinkActor {
         self.set_state(LinkState::Disconnected { reason, retry_in }, ctx);
         if retry_in.is_none() {
             ctx.stop();
+        }
+    }
+
+    /// Forget the scheduled reconnection (its timer and its readiness wait).
+    fn cancel_retry(&mut self, ctx: &mut Context<Self>) {
+        if let Some((timer, wake)) = self.retry.take() {
+            ctx.cancel_future(timer);
+            if let Some(wake) = wake {
+                ctx.cancel_future(wake);
+            }
         }
     }
 

@@ -42,7 +42,7 @@ mod tests;
 pub use acceptor::{serve_link, serve_tcp, LinkAcceptor};
 pub use backoff::Backoff;
 pub use config::{LinkConfig, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_REQUEST_TIMEOUT};
-pub use dialer::{CredentialGate, DialFuture, Dialer, LinkDialer, TcpDialer};
+pub use dialer::{CredentialGate, DialFuture, Dialer, LinkDialer, ReadyFuture, TcpDialer};
 pub use error::{DisconnectReason, LinkError};
 pub use handle::Link;
 pub use link::{ClientTls, LinkActor};

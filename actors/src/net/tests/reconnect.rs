@@ -193,3 +193,71 @@ async fn a_stable_connection_that_drops_is_redialled_at_once_and_a_fresh_one_wai
     };
     assert!(retry_in.is_some_and(|d| d > Duration::ZERO), "{retry_in:?}");
 }
+
+#[actix_rt::test]
+async fn a_gated_link_dials_as_soon_as_its_certificate_arrives_not_after_its_backoff() {
+    let net = Net::new();
+    let server = net.server(echo_routes()).await;
+    let pool = ArbiterPool::new(1);
+    let (watch, mut states) = super::states();
+    let credentials = Credentials::new();
+    let tls = ClientTls {
+        config: client_config(
+            ServerAuth::Identity {
+                roots: net.pki.roots(),
+                policy: Policy::roles([Role::Iam]).with_node("main"),
+            },
+            Some(&credentials),
+            &TlsOptions::default(),
+        )
+        .unwrap(),
+        server_name: ServerName::try_from("main").unwrap(),
+    };
+    // A backoff far beyond the test's patience: only the gate's readiness can bring the link up in time.
+    let config = LinkConfig {
+        reconnect_backoff_initial: Duration::from_secs(3600),
+        reconnect_backoff_max: Duration::from_secs(3600),
+        ..Net::config()
+    };
+    let gate = CredentialGate::new(
+        Arc::new(TcpDialer::new(server.addr)),
+        credentials.clone(),
+        "sm",
+    );
+    let link = LinkActor::dial(
+        &pool,
+        config,
+        Arc::new(gate),
+        tls,
+        Routes::new().watch_state(watch),
+    )
+    .unwrap();
+    let reason = states.disconnected().await;
+    assert!(
+        reason.to_string().contains("no usable `sm` certificate"),
+        "{reason}"
+    );
+    assert_eq!(
+        net.server_key.sign_count(),
+        0,
+        "no handshake reached the server"
+    );
+
+    credentials
+        .set(
+            net.pki
+                .leaf(&net.client_key)
+                .identity(id("n1", Role::Sm))
+                .issue(),
+            Arc::new(net.client_key.clone()),
+        )
+        .unwrap();
+    states.connected().await;
+    assert_eq!(
+        link.request(Channel::CmOpen, b"3".to_vec())
+            .await
+            .unwrap()
+            .to_vec(),
+        [Channel::CmOpen.id(), b'3']
+    );
+}
