@@ -101,13 +101,18 @@ impl Net {
 
     /// Client TLS: presents the `sm` certificate, requires `iam` of node `main`.
     pub fn client_tls(&self) -> ClientTls {
+        self.client_tls_with(&self.client_creds)
+    }
+
+    /// Client TLS presenting whatever `credentials` hold, requiring `iam` of node `main`.
+    pub fn client_tls_with(&self, credentials: &Credentials) -> ClientTls {
         ClientTls {
             config: client_config(
                 ServerAuth::Identity {
                     roots: self.pki.roots(),
                     policy: Policy::roles([Role::Iam]).with_node("main"),
                 },
-                Some(&self.client_creds),
+                Some(credentials),
                 &TlsOptions::default(),
             )
             .unwrap(),

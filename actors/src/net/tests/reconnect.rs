@@ -201,18 +201,7 @@ async fn a_gated_link_dials_as_soon_as_its_certificate_arrives_not_after_its_bac
     let pool = ArbiterPool::new(1);
     let (watch, mut states) = super::states();
     let credentials = Credentials::new();
-    let tls = ClientTls {
-        config: client_config(
-            ServerAuth::Identity {
-                roots: net.pki.roots(),
-                policy: Policy::roles([Role::Iam]).with_node("main"),
-            },
-            Some(&credentials),
-            &TlsOptions::default(),
-        )
-        .unwrap(),
-        server_name: ServerName::try_from("main").unwrap(),
-    };
+    let tls = net.client_tls_with(&credentials);
     // A backoff far beyond the test's patience: only the gate's readiness can bring the link up in time.
     let config = LinkConfig {
         reconnect_backoff_initial: Duration::from_secs(3600),
